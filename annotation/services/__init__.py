@@ -1,0 +1,1 @@
+"""Writes and business rules of the annotation app, one module per concern."""

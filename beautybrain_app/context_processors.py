@@ -1,0 +1,5 @@
+from annotation.roles import user_roles
+
+
+def roles(request) -> dict:
+    return {"roles": user_roles(request.user) if hasattr(request, "user") else set()}

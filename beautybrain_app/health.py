@@ -1,0 +1,45 @@
+"""/healthz: database, broker and live workers per queue, as JSON; 200 only when all are up."""
+
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+
+from beautybrain_app.celery import app
+
+QUEUES = ("default", "teacher", "student", "gpu")
+
+
+def check_database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True}
+    except Exception as exc:  # noqa: BLE001 - any failure is "down"
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def check_broker() -> dict:
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return {"ok": True, "transport": app.conf.broker_url.split("://", 1)[0]}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def check_workers(timeout: float = 1.5) -> dict:
+    """Which workers answer, and which queues each consumes."""
+    try:
+        replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "queues": {q: [] for q in QUEUES}}
+    queues = {q: sorted(w for w, qs in replies.items() if any(x.get("name") == q for x in qs)) for q in QUEUES}
+    return {"ok": all(queues.values()), "queues": queues}
+
+
+@never_cache
+def healthz(request):
+    body = {"database": check_database(), "broker": check_broker()}
+    body["workers"] = check_workers() if body["broker"]["ok"] else {"ok": False, "queues": {}}
+    body["ok"] = all(part["ok"] for part in body.values())
+    return JsonResponse(body, status=200 if body["ok"] else 503)

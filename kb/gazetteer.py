@@ -1,0 +1,96 @@
+"""Dictionary matching of KB aliases on token boundaries: the cold-start labeller and the baseline.
+
+Django-free: it works on a `BrandIndex` (kb.linking), so the student's data pipeline can use it too.
+Rules: word boundaries; hashtags and handles match on the part after '#'/'@' ('#esteelauder');
+a grammatical possessive stays outside the span ("Clinique's" → "Clinique") unless it is part of
+the alias (Kiehl's); longest match first, left to right, no overlaps; aliases written in CJK match
+as substrings (no spaces to mark boundaries); ambiguous brands need evidence (kb.linking).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kb.linking import BrandEntry, BrandIndex, _has_evidence, normalize
+
+MAX_ALIAS_TOKENS = 6
+# A word: letters/digits with inner apostrophes, hyphens, dots or ampersands (L'Oreal, e.l.f., Dr.Jart, Clean&Clear).
+_WORD = re.compile(r"[^\W_](?:[\w]|['’.\-&+](?=[^\W_]))*", re.UNICODE)
+_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+@dataclass(frozen=True)
+class Match:
+    start: int
+    end: int
+    text: str
+    brand: BrandEntry
+
+    def as_span(self) -> dict:
+        return {
+            "start": self.start, "end": self.end, "text": self.text, "brand": self.brand.canonical_name,
+            "brand_id": self.brand.brand_id, "category": self.brand.category, "confidence": 1.0,
+        }
+
+
+class Gazetteer:
+    def __init__(self, index: BrandIndex):
+        self.index = index
+        self.cjk_aliases = sorted((k for k in index.by_key if _CJK.search(k)), key=len, reverse=True)
+
+    def find(self, text: str) -> list[Match]:
+        tokens = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+        found: list[Match] = []
+        i = 0
+        while i < len(tokens):
+            match = self._longest_at(text, tokens, i)
+            if match is None:
+                i += 1
+                continue
+            found.append(match[0])
+            i = match[1]
+        found.extend(self._cjk_matches(text, found))
+        return sorted(found, key=lambda m: m.start)
+
+    def _longest_at(self, text: str, tokens: list[tuple[int, int]], i: int) -> tuple[Match, int] | None:
+        start = tokens[i][0]
+        for j in range(min(len(tokens), i + MAX_ALIAS_TOKENS) - 1, i - 1, -1):
+            end = tokens[j][1]
+            if _CJK.search(text[start:end]):
+                continue
+            for cut_end in (end, _strip_possessive(text, start, end)):
+                if cut_end is None:
+                    continue
+                surface = text[start:cut_end]
+                entry = self.index.by_key.get(normalize(surface))
+                if entry is None and j == i:  # handles/hashtags: '@maccosmetics', '#fentybeauty'
+                    entry = self.index.lookup_suffixed(normalize(surface))
+                if entry is None:
+                    continue
+                context_mark = text[start - 1] if start > 0 else ""
+                written = (context_mark + surface) if context_mark in "#@" else surface
+                if entry.is_ambiguous and not _has_evidence(written, entry, context=text, hinted=None):
+                    continue
+                return Match(start, cut_end, surface, entry), j + 1
+        return None
+
+    def _cjk_matches(self, text: str, taken: list[Match]) -> list[Match]:
+        if not self.cjk_aliases or not _CJK.search(text):
+            return []
+        normalized_text = text  # CJK aliases have no case or punctuation to normalise away
+        used = [(m.start, m.end) for m in taken]
+        out = []
+        for alias in self.cjk_aliases:
+            for m in re.finditer(re.escape(alias), normalized_text):
+                if any(m.start() < e and s < m.end() for s, e in used):
+                    continue
+                used.append((m.start(), m.end()))
+                out.append(Match(m.start(), m.end(), text[m.start():m.end()], self.index.by_key[alias]))
+        return out
+
+
+def _strip_possessive(text: str, start: int, end: int) -> int | None:
+    m = _POSSESSIVE.search(text[start:end])
+    return start + m.start() if m else None

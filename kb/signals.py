@@ -1,0 +1,14 @@
+"""Cache invalidation only: any change to brands or aliases (admin included) rebuilds the link index."""
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from kb.linking import bump_index_version
+from kb.models import Brand, BrandAlias
+
+
+@receiver([post_save, post_delete], sender=Brand)
+@receiver([post_save, post_delete], sender=BrandAlias)
+def _kb_changed(**kwargs) -> None:
+    transaction.on_commit(bump_index_version)

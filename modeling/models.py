@@ -1,0 +1,78 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ModelGeneration(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        TRAINING = "training"
+        EVALUATING = "evaluating"
+        EXPORTING = "exporting"
+        READY = "ready"
+        PROMOTED = "promoted"
+        RETIRED = "retired"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    number = models.PositiveIntegerField(unique=True)
+    base_model = models.CharField(max_length=300)
+    dataset_version = models.ForeignKey("annotation.DatasetVersion", on_delete=models.PROTECT, related_name="generations")
+    config = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    stage = models.CharField(max_length=32, blank=True)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    progress = models.FloatField(default=0)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    # [{"step": n, "loss": x, "stage": "..."}], appended while training.
+    loss_history = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    export_path = models.CharField(max_length=500, blank=True)
+    export_metrics = models.JSONField(default=dict, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    task_id = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    promotion_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="promoted"), name="at_most_one_promoted")
+        ]
+
+    def __str__(self) -> str:
+        return f"gen-{self.number}"
+
+
+class PrelabelRun(models.Model):
+    """One pre-labelling request (command, admin action or page) and its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        STOPPED = "stopped"
+
+    source = models.CharField(max_length=16)
+    model_version = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    ok = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
