@@ -58,9 +58,13 @@ class Post(models.Model):
     content_hash = models.CharField(max_length=64, unique=True)
     import_batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="posts")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Work-queue order, highest first (annotation.services.queue.post_priority_refresh): sources that
+    # disagree, then an unsure student, then posts nobody has pre-labelled (0).
+    priority = models.FloatField(default=0)
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["-priority", "id"], name="post_queue_order")]
 
     def __str__(self) -> str:
         return f"{self.platform}:{self.external_id or self.pk}"
@@ -149,6 +153,9 @@ class Annotation(models.Model):
     # Seconds of editing, and how many suggestions were taken unchanged (progress statistics).
     active_seconds = models.FloatField(default=0)
     suggestions_accepted = models.PositiveIntegerField(default=0)
+    # Suggestions the annotator dismissed ("source:start:end"), and the inverse of recent edits (undo).
+    dismissed = models.JSONField(default=list, blank=True)
+    undo_log = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
