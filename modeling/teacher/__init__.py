@@ -1,0 +1,1 @@
+"""The teacher: a Gemini client with the contract of DESIGN.md, alignment, rate limiting and a fake endpoint."""
