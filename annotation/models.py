@@ -196,6 +196,28 @@ class Span(models.Model):
         return f"{self.text} [{self.start}:{self.end}]"
 
 
+class DatasetVersionFrozen(Exception):
+    """A frozen dataset version, or one of its items, was about to change."""
+
+
+# A frozen version is evidence (models were trained and evaluated on it), so its rows refuse every
+# ORM write path here, in the models, rather than trusting each caller: save(), delete(), and the
+# queryset's update()/delete()/bulk_create() (bulk_update goes through update()). Raw SQL is not covered.
+class DatasetVersionQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        _refuse_if_frozen(self.filter(status=DatasetVersion.Status.FROZEN).exists())
+        return super().update(**kwargs)
+
+    def delete(self):
+        _refuse_if_frozen(self.filter(status=DatasetVersion.Status.FROZEN).exists())
+        return super().delete()
+
+
+def _refuse_if_frozen(frozen: bool) -> None:
+    if frozen:
+        raise DatasetVersionFrozen("A frozen dataset version never changes; freeze a new version instead.")
+
+
 class DatasetVersion(models.Model):
     class Status(models.TextChoices):
         FREEZING = "freezing"
@@ -217,11 +239,40 @@ class DatasetVersion(models.Model):
     progress_total = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
 
+    objects = DatasetVersionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-number"]
 
     def __str__(self) -> str:
         return f"v{self.number}"
+
+    def _frozen_in_db(self) -> bool:
+        return self.pk is not None and DatasetVersion.objects.filter(pk=self.pk, status=self.Status.FROZEN).exists()
+
+    def save(self, *args, **kwargs):
+        _refuse_if_frozen(self._frozen_in_db())
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        _refuse_if_frozen(self._frozen_in_db())
+        return super().delete(*args, **kwargs)
+
+
+class DatasetItemQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        _refuse_if_frozen(self.filter(version__status=DatasetVersion.Status.FROZEN).exists())
+        return super().update(**kwargs)
+
+    def delete(self):
+        _refuse_if_frozen(self.filter(version__status=DatasetVersion.Status.FROZEN).exists())
+        return super().delete()
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        version_ids = {o.version_id for o in objs}
+        _refuse_if_frozen(DatasetVersion.objects.filter(pk__in=version_ids, status=DatasetVersion.Status.FROZEN).exists())
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class DatasetItem(models.Model):
@@ -246,8 +297,25 @@ class DatasetItem(models.Model):
     teacher_model = models.CharField(max_length=120, blank=True)
     prompt_version = models.CharField(max_length=32, blank=True)
     reasoning = models.TextField(blank=True)
+    # The post's identity as exported, snapshotted too: editing a post later must not change a version.
+    external_id = models.CharField(max_length=200, blank=True)
+    platform = models.CharField(max_length=32, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DatasetItemQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["version", "post"], name="dataset_item_once_per_version")]
         indexes = [models.Index(fields=["version", "split", "kind"])]
+
+    def _version_frozen(self) -> bool:
+        return DatasetVersion.objects.filter(pk=self.version_id, status=DatasetVersion.Status.FROZEN).exists()
+
+    def save(self, *args, **kwargs):
+        _refuse_if_frozen(self._version_frozen())
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        _refuse_if_frozen(self._version_frozen())
+        return super().delete(*args, **kwargs)
