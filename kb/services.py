@@ -122,17 +122,21 @@ def brands_import_csv(*, stream: IO[str]) -> BrandImportResult:
         if not name:
             result.errors.append({"line": line, "error": "empty canonical_name"})
             continue
-        if slug not in categories:
+        existing = Brand.objects.filter(canonical_name=name).select_related("category").first()
+        if existing is not None and not slug:  # an alias-only row for a known brand
+            brand, created = existing, False
+        elif slug not in categories:
             result.errors.append({"line": line, "error": f"unknown category {slug!r} (one of {', '.join(CATEGORY_SLUGS)})"})
             continue
-        brand, created = brand_upsert(
-            canonical_name=name,
-            category=categories[slug],
-            parent_company=(row.get("parent_company") or "").strip(),
-            country=(row.get("country") or "").strip(),
-            is_ambiguous=(row.get("ambiguity_risk") or "0").strip() in {"1", "true", "True", "yes"},
-            source=(row.get("source") or "").strip(),
-        )
+        else:
+            brand, created = brand_upsert(
+                canonical_name=name,
+                category=categories[slug],
+                parent_company=(row.get("parent_company") or "").strip(),
+                country=(row.get("country") or "").strip(),
+                is_ambiguous=(row.get("ambiguity_risk") or "0").strip() in {"1", "true", "True", "yes"},
+                source=(row.get("source") or "").strip(),
+            )
         result.brands_created += created
         result.brands_updated += not created
         aliases = _split_pipe(row.get("aliases"))

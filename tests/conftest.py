@@ -25,6 +25,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.usefixtures("_require_postgres"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_kb_index():
+    """Each test rolls its brands back, so no test may see a link index built by another."""
+    import kb.linking
+
+    kb.linking._cached = None
+    yield
+    kb.linking._cached = None
+
+
 @pytest.fixture
 def _require_postgres():
     pytest.fail("This test needs PostgreSQL: run `make test` (or set DATABASE_URL to a postgres:// URL).")
@@ -63,11 +73,13 @@ def client_as(client, make_user):
 
 @pytest.fixture
 def kb(db):
-    """The real demo KB."""
+    """The real demo KB, with the curated aliases."""
+    from annotation.services.demo import KB_FILES
     from kb.services import brands_import_csv
 
-    with (DEMO / "kb_brands.csv").open(encoding="utf-8") as f:
-        brands_import_csv(stream=f)
+    for name in KB_FILES:
+        with (DEMO / name).open(encoding="utf-8") as f:
+            brands_import_csv(stream=f)
 
 
 def _worker_env() -> dict:

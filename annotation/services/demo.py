@@ -18,6 +18,8 @@ from kb.models import Brand
 from kb.services import brands_import_csv
 
 DEMO_DIR = settings.BASE_DIR / "data" / "demo"
+# The public brand KB, then aliases curated for this project (nicknames, CJK names).
+KB_FILES = ("kb_brands.csv", "kb_aliases_extra.csv")
 DEMO_USERS = {
     "annotator": [Role.ANNOTATOR],
     "annotator2": [Role.ANNOTATOR],
@@ -30,8 +32,9 @@ DEMO_USERS = {
 def demo_load(*, log=print) -> None:
     roles_ensure()
     if not Brand.objects.exists():
-        with (DEMO_DIR / "kb_brands.csv").open(encoding="utf-8") as f:
-            log(f"Brand KB: {brands_import_csv(stream=f).summary()}")
+        for name in KB_FILES:
+            with (DEMO_DIR / name).open(encoding="utf-8") as f:
+                log(f"{name}: {brands_import_csv(stream=f).summary()}")
     for name in ("gold_seed.jsonl", "posts_unlabelled.jsonl"):
         path = DEMO_DIR / name
         if _already_imported(path):
