@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from kb.linking import BrandEntry, BrandIndex, _has_evidence, normalize
 
 MAX_ALIAS_TOKENS = 6
+# LABELING.md: "Beauty"/"Cosmetics"/"Paris"/"Professional" belong to the span when written as part of
+# the name right there; capitalisation is that evidence ("Fenty Beauty"), except for "cosmetics",
+# which after a brand name is never a generic word.
+NAME_SUFFIXES = {"cosmetics", "beauty", "paris", "professional"}
 # A word: letters/digits with inner apostrophes, hyphens, dots or ampersands (L'Oreal, e.l.f., Dr.Jart, Clean&Clear).
 _WORD = re.compile(r"[^\W_](?:[\w]|['’.\-&+](?=[^\W_]))*", re.UNICODE)
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
@@ -49,8 +53,12 @@ class Gazetteer:
             if match is None:
                 i += 1
                 continue
-            found.append(match[0])
-            i = match[1]
+            m, i = match
+            if i < len(tokens) and not _POSSESSIVE.search(m.text) and _is_name_suffix(text, m.end, tokens[i]):
+                # "NYX Cosmetics", "L'Oreal Paris": the suffix written right after the name is part of it.
+                m = Match(m.start, tokens[i][1], text[m.start:tokens[i][1]], m.brand)
+                i += 1
+            found.append(m)
         found.extend(self._cjk_matches(text, found))
         return sorted(found, key=lambda m: m.start)
 
@@ -89,6 +97,13 @@ class Gazetteer:
                 used.append((m.start(), m.end()))
                 out.append(Match(m.start(), m.end(), text[m.start():m.end()], self.index.by_key[alias]))
         return out
+
+
+def _is_name_suffix(text: str, end: int, token: tuple[int, int]) -> bool:
+    if text[end:token[0]] != " ":
+        return False
+    word = text[token[0]:token[1]]
+    return word.casefold() in NAME_SUFFIXES and (word[:1].isupper() or word.casefold() == "cosmetics")
 
 
 def _strip_possessive(text: str, start: int, end: int) -> int | None:

@@ -8,6 +8,7 @@ not a guarantee (and the local test endpoint can be told to break it).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,10 @@ import httpx
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
+
+# Per-request INFO lines from the SDK and its HTTP client would drown the worker logs.
+for _name_ in ("google_genai", "httpx", "httpx2"):
+    logging.getLogger(_name_).setLevel(logging.WARNING)
 
 # Bump whenever PROMPT_TEMPLATE or RESPONSE_SCHEMA changes: cached predictions are keyed by it.
 PROMPT_VERSION = "teacher-v1"

@@ -1,0 +1,94 @@
+"""Predictors by name for `evaluate` and `predict`: `get_predictor("gazetteer")`, or a generation number.
+
+A Predictor maps texts to interchange rows: {"is_beauty": bool, "brands": [{start, end, text, brand,
+category, ...}]}. The student package registers generations with
+`register_generation_predictor(factory)` where `factory(number: int) -> Predictor`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from kb.linking import BEAUTY_WORDS
+
+
+class Predictor(Protocol):
+    name: str
+
+    def predict(self, texts: list[str]) -> list[dict]: ...
+
+
+class UnknownPredictor(LookupError):
+    pass
+
+
+class GazetteerPredictor:
+    """KB alias matching. is_beauty: a brand matched OR the text has beauty wording (kb.linking.BEAUTY_WORDS)."""
+
+    name = "gazetteer"
+
+    def __init__(self, index=None):
+        from kb.gazetteer import Gazetteer
+
+        if index is None:
+            from kb.linking import get_index
+
+            index = get_index()
+        self.gazetteer = Gazetteer(index)
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        out = []
+        for text in texts:
+            spans = [m.as_span() for m in self.gazetteer.find(text)]
+            out.append({"is_beauty": bool(spans) or bool(BEAUTY_WORDS.search(text)), "brands": spans})
+        return out
+
+
+_FACTORIES: dict[str, Callable[[], Predictor]] = {"gazetteer": GazetteerPredictor}
+_generation_factory: Callable[[int], Predictor] | None = None
+
+
+def register(name: str, factory: Callable[[], Predictor]) -> None:
+    _FACTORIES[name] = factory
+
+
+def register_generation_predictor(factory: Callable[[int], Predictor]) -> None:
+    global _generation_factory
+    _generation_factory = factory
+
+
+def get_predictor(name: str) -> Predictor:
+    name = str(name).strip()
+    number = name.removeprefix("gen-")
+    if number.isdigit():
+        if _generation_factory is None:
+            _try_student_registration()
+        if _generation_factory is None:
+            raise UnknownPredictor(f"Generation predictors are not available (no student inference installed); got {name!r}.")
+        return _generation_factory(int(number))
+    if name not in _FACTORIES:
+        raise UnknownPredictor(f"Unknown model {name!r}: use a generation number or one of {', '.join(sorted(_FACTORIES))}.")
+    return _FACTORIES[name]()
+
+
+def _try_student_registration() -> None:
+    """The student package registers itself on import; importing it here keeps this module free of torch."""
+    try:
+        import modeling.student.predictor  # noqa: F401
+    except ImportError:
+        pass
+
+
+def gazetteer_predict_texts(texts: list[str]) -> list[dict]:
+    return GazetteerPredictor().predict(texts)
+
+
+INTERCHANGE_SPAN_KEYS = ("start", "end", "text", "brand", "category")
+
+
+def to_interchange(row: dict, prediction: dict) -> dict:
+    """An input row with the predicted is_beauty and brands, in the interchange format."""
+    out = {k: v for k, v in row.items() if k not in ("brands", "is_beauty")}
+    out["is_beauty"] = prediction["is_beauty"]
+    out["brands"] = [{k: s.get(k) for k in INTERCHANGE_SPAN_KEYS} for s in prediction["brands"]]
+    return out

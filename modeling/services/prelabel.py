@@ -1,0 +1,355 @@
+"""Pre-labelling: one service for every source (teacher, gazetteer, student), sync or through Celery.
+
+A source is a `Source`: its `model_version`/`prompt_version` (with the post, the unique key of a
+Prediction) and `predict_batch(posts) -> list[dict]` of Prediction fields. The teacher is paid per
+call, so it claims each post before calling (a second worker on the same post backs off) and
+checks the budget before every call. `student` is unavailable until a generation is promoted; the
+student package plugs in through `modeling.student.prelabel.predict_posts(generation, posts)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Callable, Iterable
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from annotation.models import Post, Prediction
+from modeling.models import ModelGeneration, PrelabelRun
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("teacher", "gazetteer", "student")
+CHUNK_SIZES = {"teacher": 4, "gazetteer": 200, "student": 64}
+GAZETTEER_VERSION = "gazetteer-v2"
+CLAIM_REASON = "in progress: claimed by a worker"
+# A claim older than this is from a worker that died mid-call: the post may be taken again.
+CLAIM_TTL = timedelta(minutes=10)
+
+
+class SourceUnavailable(RuntimeError):
+    """This source cannot label now (student: no promoted generation; teacher: not configured)."""
+
+
+class BudgetExhausted(RuntimeError):
+    pass
+
+
+@dataclass
+class Source:
+    name: str
+    model_version: str
+    prompt_version: str
+    predict_batch: Callable[[list[Post]], list[dict]]
+    claims_posts: bool = False  # paid per call: claim before calling, never pay twice
+
+
+# -- sources --------------------------------------------------------------------------------------
+
+def get_source(name: str) -> Source:
+    if name == "gazetteer":
+        return Source("gazetteer", GAZETTEER_VERSION, "", gazetteer_predict_batch)
+    if name == "teacher":
+        from modeling.teacher.client import PROMPT_VERSION, TeacherConfig, TeacherUnavailable
+
+        try:
+            config = TeacherConfig.from_settings()
+        except TeacherUnavailable as exc:
+            raise SourceUnavailable(str(exc)) from exc
+        return Source("teacher", config.model, PROMPT_VERSION, teacher_predict_batch, claims_posts=True)
+    if name == "student":
+        generation = promoted_generation()
+        return Source("student", f"gen-{generation.number}", "", student_predict_batch)
+    raise SourceUnavailable(f"Unknown source {name!r}; choose one of {', '.join(SOURCES)}.")
+
+
+def promoted_generation() -> ModelGeneration:
+    generation = ModelGeneration.objects.filter(status=ModelGeneration.Status.PROMOTED).first()
+    if generation is None:
+        raise SourceUnavailable(
+            "The student source is unavailable: no model generation has been promoted yet. "
+            "Train one, evaluate it and promote it (Models page), or pre-label with the teacher or the gazetteer."
+        )
+    return generation
+
+
+def gazetteer_predict_batch(posts: list[Post]) -> list[dict]:
+    from modeling.predictors import gazetteer_predict_texts
+
+    out = []
+    for post, pred in zip(posts, gazetteer_predict_texts([p.text for p in posts])):
+        spans = pred["brands"]
+        out.append({"spans": spans, "is_beauty": pred["is_beauty"], "brand_count": len(spans),
+                    "confidence": 1.0 if spans else None, "status": Prediction.Status.OK})
+    return out
+
+
+def student_predict_batch(posts: list[Post]) -> list[dict]:
+    """The hook for the student model: Prediction fields per post from the promoted generation."""
+    generation = promoted_generation()
+    try:
+        from modeling.student.prelabel import predict_posts
+    except ImportError as exc:
+        raise SourceUnavailable(
+            f"gen-{generation.number} is promoted, but student inference is not installed "
+            f"(modeling.student.prelabel.predict_posts): {exc}"
+        ) from exc
+    return predict_posts(generation, posts)
+
+
+def teacher_predict_batch(posts: list[Post]) -> list[dict]:
+    return [teacher_predict_one(p) for p in posts]
+
+
+def teacher_predict_one(post: Post) -> dict:
+    """One paid call (after the shared rate limit), aligned and linked; Prediction fields."""
+    from modeling.teacher.client import get_client
+    from modeling.teacher.ratelimit import get_rate_limiter
+
+    client = get_client()
+    get_rate_limiter().acquire()
+    reply = client.label(post.text)
+    fields = {
+        "status": reply.status, "status_reason": reply.reason, "raw_response": reply.raw,
+        "tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out,
+        "cost_usd": client.config.cost(reply.tokens_in, reply.tokens_out),
+        "latency_ms": reply.latency_ms, "attempts": max(1, reply.attempts),
+        "spans": [], "is_beauty": None, "brand_count": None, "reasoning": "",
+    }
+    if reply.status != "ok":
+        return fields
+    answer = reply.answer
+    fields["reasoning"] = answer.get("reasoning", "")
+    try:
+        fields["spans"] = teacher_spans(post.text, answer["mentions"])
+    except ValueError as exc:
+        fields.update(status=Prediction.Status.INVALID, status_reason=f"unaligned mention: {exc}")
+        return fields
+    fields.update(is_beauty=answer["is_beauty"], brand_count=len(fields["spans"]))
+    return fields
+
+
+def teacher_spans(text: str, mentions: list[dict]) -> list[dict]:
+    """Aligned spans with KB links; a brand the KB does not know stays an unlinked mention."""
+    from kb.linking import get_index
+    from modeling.teacher.align import align_mentions
+
+    aligned = align_mentions(text, [m["text"] for m in mentions], [m["brand"] for m in mentions])
+    index = get_index()
+    spans = []
+    for m, a in zip(mentions, aligned):
+        link = index.resolve(a.text, context=text, hint=m["brand"])
+        entry = link.brand
+        if entry is None:
+            # The teacher named a KB brand by a nickname the KB lacks (LRP): its canonical name decides.
+            entry = index.by_canonical.get(_normalize(m["brand"]))
+        spans.append({
+            "start": a.start, "end": a.end, "text": a.text,
+            "brand": entry.canonical_name if entry else m["brand"], "brand_id": entry.brand_id if entry else None,
+            "category": m["category"], "confidence": None,
+        })
+    return sorted(spans, key=lambda s: s["start"])
+
+
+def _normalize(text: str) -> str:
+    from kb.linking import normalize
+
+    return normalize(text or "")
+
+
+# -- budget ---------------------------------------------------------------------------------------
+
+def teacher_spent_usd() -> Decimal:
+    return Prediction.objects.filter(source=Prediction.Source.TEACHER).aggregate(s=Sum("cost_usd"))["s"] or Decimal(0)
+
+
+def teacher_budget_check() -> None:
+    budget = Decimal(str(settings.TEACHER_BUDGET_USD))
+    spent = teacher_spent_usd()
+    if spent >= budget:
+        raise BudgetExhausted(
+            f"Teacher budget spent: ${spent:.4f} of TEACHER_BUDGET_USD=${budget:.2f}. Teacher calls stopped; "
+            "posts not labelled stay unlabelled. Raise TEACHER_BUDGET_USD and run prelabel again to resume "
+            "(labelled posts are never paid twice)."
+        )
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+def prelabel_candidates(
+    *, source: Source, posts: Iterable[Post] | None = None, only_unlabelled: bool = False, limit: int | None = None
+) -> list[int]:
+    """Ids of posts this source has no final prediction for (error predictions are retried)."""
+    qs = Post.objects.all() if posts is None else Post.objects.filter(pk__in=[p.pk for p in posts])
+    finished = Prediction.objects.filter(
+        source=source.name, model_version=source.model_version, prompt_version=source.prompt_version
+    ).exclude(status=Prediction.Status.ERROR)
+    qs = qs.exclude(pk__in=finished.values("post_id"))
+    if only_unlabelled:
+        qs = qs.filter(annotations__isnull=True)
+    ids = qs.order_by("pk").values_list("pk", flat=True).distinct()
+    return list(ids[:limit] if limit else ids)
+
+
+def prelabel_run_create(
+    *, source: str, posts: Iterable[Post] | None = None, only_unlabelled: bool = False,
+    limit: int | None = None, user=None,
+) -> tuple[PrelabelRun, list[int]]:
+    """A run and the post ids it must label. Raises SourceUnavailable (nothing created) when it cannot run."""
+    src = get_source(source)
+    ids = prelabel_candidates(source=src, posts=posts, only_unlabelled=only_unlabelled, limit=limit)
+    run = PrelabelRun.objects.create(
+        source=source, model_version=src.model_version, total=len(ids), created_by=user,
+        status=PrelabelRun.Status.QUEUED if ids else PrelabelRun.Status.DONE,
+        message="" if ids else "Nothing to label: every selected post already has a prediction from this source.",
+        finished_at=None if ids else timezone.now(),
+    )
+    return run, ids
+
+
+def prelabel_run_start(*, source: str, posts=None, only_unlabelled=False, limit=None, user=None, sync=False) -> PrelabelRun:
+    """Create a run and label its posts: in chunks on Celery (default) or here and now (`sync`)."""
+    run, ids = prelabel_run_create(source=source, posts=posts, only_unlabelled=only_unlabelled, limit=limit, user=user)
+    if not ids:
+        return run
+    size = CHUNK_SIZES[source]
+    chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+    if sync:
+        for chunk in chunks:
+            prelabel_chunk(run_id=run.pk, post_ids=chunk)
+        run.refresh_from_db()
+        return run
+    from modeling import tasks
+
+    task = {"teacher": tasks.teacher_label_chunk, "gazetteer": tasks.gazetteer_label_chunk,
+            "student": tasks.student_label_chunk}[source]
+    for chunk in chunks:
+        task.delay_on_commit(run.pk, chunk)
+    return run
+
+
+def prelabel_chunk(*, run_id: int, post_ids: list[int]) -> dict:
+    """Label `post_ids` for the run's source; safe to run twice or concurrently (unique key + claims)."""
+    run = PrelabelRun.objects.get(pk=run_id)
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    if run.status in (PrelabelRun.Status.STOPPED, PrelabelRun.Status.FAILED):
+        return {**counts, "stopped": True}
+    PrelabelRun.objects.filter(pk=run_id, status=PrelabelRun.Status.QUEUED).update(status=PrelabelRun.Status.RUNNING)
+    try:
+        source = get_source(run.source)
+    except SourceUnavailable as exc:
+        prelabel_run_stop(run_id=run_id, status=PrelabelRun.Status.FAILED, message=str(exc))
+        return {**counts, "stopped": True}
+    if source.model_version != run.model_version:
+        # The setting changed under a queued run: label with what the run promised or not at all.
+        prelabel_run_stop(run_id=run_id, status=PrelabelRun.Status.FAILED,
+                          message=f"{run.source} is now {source.model_version}, not {run.model_version}: start a new run.")
+        return {**counts, "stopped": True}
+    posts = list(Post.objects.filter(pk__in=post_ids).order_by("pk"))
+    gone = len(set(post_ids) - {p.pk for p in posts})  # deleted since the run was made
+    _run_add(run_id, {"skipped": gone})
+    label = _label_claiming if source.claims_posts else _label_batch
+    counts = label(run_id, source, posts)
+    counts["skipped"] += gone
+    return counts
+
+
+def _label_batch(run_id: int, source: Source, posts: list[Post]) -> dict:
+    key = {"source": source.name, "model_version": source.model_version, "prompt_version": source.prompt_version}
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    rows = {r.post_id: r for r in Prediction.objects.filter(post__in=posts, **key)}
+    todo = [p for p in posts if p.pk not in rows or rows[p.pk].status == Prediction.Status.ERROR]
+    counts["skipped"] = len(posts) - len(todo)
+    for post, fields in zip(todo, source.predict_batch(todo) if todo else []):
+        if post.pk in rows:  # a recorded error: this is its retry
+            Prediction.objects.filter(pk=rows[post.pk].pk, status=Prediction.Status.ERROR).update(
+                **fields, updated_at=timezone.now())
+        elif not _create_once(post, key, fields):
+            counts["skipped"] += 1
+            continue
+        counts["ok" if fields.get("status", "ok") == Prediction.Status.OK else "failed"] += 1
+    _run_add(run_id, counts)
+    return counts
+
+
+def _create_once(post: Post, key: dict, fields: dict) -> bool:
+    try:
+        with transaction.atomic():
+            Prediction.objects.create(post=post, **key, **fields)
+        return True
+    except IntegrityError:  # another worker stored it first: theirs stands
+        return False
+
+
+def _label_claiming(run_id: int, source: Source, posts: list[Post]) -> dict:
+    """Post by post, progress after each (a teacher call takes a while); budget checked before each call."""
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    for post in posts:
+        if PrelabelRun.objects.filter(pk=run_id, status=PrelabelRun.Status.STOPPED).exists():
+            break
+        try:
+            teacher_budget_check()
+        except BudgetExhausted as exc:
+            prelabel_run_stop(run_id=run_id, status=PrelabelRun.Status.STOPPED, message=str(exc))
+            break
+        claim = prediction_claim(post=post, source=source)
+        if claim is None:
+            outcome = "skipped"
+        else:
+            fields = source.predict_batch([post])[0]
+            Prediction.objects.filter(pk=claim.pk).update(**fields, updated_at=timezone.now())
+            outcome = "ok" if fields["status"] == Prediction.Status.OK else "failed"
+        counts[outcome] += 1
+        _run_add(run_id, {outcome: 1})
+    return counts
+
+
+def prediction_claim(*, post: Post, source: Source) -> Prediction | None:
+    """Take `post` for a paid call, or None when it is finished or another worker is on it."""
+    key = {"post": post, "source": source.name, "model_version": source.model_version,
+           "prompt_version": source.prompt_version}
+    try:
+        with transaction.atomic():
+            pred, created = Prediction.objects.get_or_create(
+                **key, defaults={"status": Prediction.Status.ERROR, "status_reason": CLAIM_REASON})
+    except IntegrityError:
+        return None
+    if created:
+        return pred
+    if pred.status != Prediction.Status.ERROR:
+        return None
+    if pred.status_reason == CLAIM_REASON and pred.updated_at > timezone.now() - CLAIM_TTL:
+        return None
+    # A recorded error (retryable) or a stale claim: compare-and-swap on updated_at, so one worker wins.
+    taken = Prediction.objects.filter(pk=pred.pk, status=Prediction.Status.ERROR, updated_at=pred.updated_at).update(
+        status_reason=CLAIM_REASON, updated_at=timezone.now())
+    return pred if taken else None
+
+
+def _run_add(run_id: int, counts: dict) -> None:
+    """Add a chunk's (or one post's) counts; `done` counts every post handled, labelled or skipped."""
+    handled = counts.get("ok", 0) + counts.get("failed", 0) + counts.get("skipped", 0)
+    if handled:
+        PrelabelRun.objects.filter(pk=run_id).update(
+            done=F("done") + handled, ok=F("ok") + counts.get("ok", 0), failed=F("failed") + counts.get("failed", 0),
+            skipped=F("skipped") + counts.get("skipped", 0))
+    PrelabelRun.objects.filter(
+        pk=run_id, done__gte=F("total"), status__in=[PrelabelRun.Status.QUEUED, PrelabelRun.Status.RUNNING]
+    ).update(status=PrelabelRun.Status.DONE, finished_at=timezone.now())
+
+
+def prelabel_run_stop(*, run_id: int, status: str, message: str) -> None:
+    """Stop a run for good (budget spent, source unavailable, unexpected failure); the first reason stays."""
+    PrelabelRun.objects.filter(pk=run_id).exclude(
+        status__in=[PrelabelRun.Status.STOPPED, PrelabelRun.Status.FAILED, PrelabelRun.Status.DONE]
+    ).update(status=status, message=message[:2000], finished_at=timezone.now())
+
+
+def prelabel_run_is_finished(run: PrelabelRun) -> bool:
+    return run.status in (PrelabelRun.Status.DONE, PrelabelRun.Status.STOPPED, PrelabelRun.Status.FAILED)

@@ -1,0 +1,124 @@
+"""Batches (posts → padded windows + labels) and decoding (token logits → word-level character spans)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from kb.linking import BrandIndex
+
+from .config import BIO, CATEGORIES
+from .encoding import Encoded, Featurizer, bio_labels, span_token_range
+from .text import Example, strip_possessive
+
+IGNORE = -100
+_MAX_GAP = 6  # chars between two words of one brand name: " ", " & ", " &amp; ", "-"
+
+
+def brand_count_class(n: int) -> int:
+    return min(n, 3)
+
+
+def collate(featurizer: Featurizer, encs: list[Encoded], examples: list[Example] | None = None,
+            brand_ids: dict[str, int] | None = None, spans: list[list[dict]] | None = None,
+            device: str = "cpu") -> dict:
+    """`examples` adds training labels; `spans` (per post) asks the span heads about those spans."""
+    P = len(encs)
+    T = max(1, max(len(e.input_ids) for e in encs))
+    pre, suf = featurizer.prefix_ids, featurizer.suffix_ids
+    pad_id = featurizer.tokenizer.pad_token_id
+    pad_id = 0 if pad_id is None else pad_id
+    rows_ids, rows_gaz, rows_case, rows_index = [], [], [], []
+    for p, enc in enumerate(encs):
+        for ws, we in enc.windows or [(0, 0)]:
+            n = we - ws
+            rows_ids.append(pre + enc.input_ids[ws:we] + suf)
+            rows_gaz.append([0] * len(pre) + enc.gaz[ws:we] + [0] * len(suf))
+            rows_case.append([0] * len(pre) + enc.case[ws:we] + [0] * len(suf))
+            rows_index.append([-1] * len(pre) + [p * T + t for t in range(ws, ws + n)] + [-1] * len(suf))
+    L = max(1, max(len(r) for r in rows_ids))
+    W = len(rows_ids)
+    win_ids = torch.full((W, L), pad_id, dtype=torch.long)
+    win_gaz = torch.zeros((W, L), dtype=torch.long)
+    win_case = torch.zeros((W, L), dtype=torch.long)
+    win_index = torch.full((W, L), -1, dtype=torch.long)
+    win_mask = torch.zeros((W, L), dtype=torch.long)
+    for w in range(W):
+        n = len(rows_ids[w])
+        win_ids[w, :n] = torch.tensor(rows_ids[w], dtype=torch.long)
+        win_gaz[w, :n] = torch.tensor(rows_gaz[w], dtype=torch.long)
+        win_case[w, :n] = torch.tensor(rows_case[w], dtype=torch.long)
+        win_index[w, :n] = torch.tensor(rows_index[w], dtype=torch.long)
+        win_mask[w, : max(1, n)] = 1
+    post_mask = torch.zeros((P, T), dtype=torch.bool)
+    post_gaz = torch.zeros((P, T), dtype=torch.long)
+    for p, enc in enumerate(encs):
+        post_mask[p, : len(enc.input_ids)] = True
+        post_gaz[p, : len(enc.gaz)] = torch.tensor(enc.gaz, dtype=torch.long)
+    batch = {"win_ids": win_ids, "win_gaz": win_gaz, "win_case": win_case, "win_index": win_index,
+             "win_mask": win_mask, "post_mask": post_mask, "post_gaz": post_gaz}
+    if examples is not None:
+        tags = torch.full((P, T), IGNORE, dtype=torch.long)
+        for p, (enc, ex) in enumerate(zip(encs, examples)):
+            tags[p, : len(enc.input_ids)] = torch.tensor(bio_labels(enc, ex.spans), dtype=torch.long)
+        batch["tags"] = tags
+        batch["count"] = torch.tensor([brand_count_class(len(ex.spans)) for ex in examples], dtype=torch.long)
+        batch["beauty"] = torch.tensor([IGNORE if ex.is_beauty is None else int(ex.is_beauty) for ex in examples])
+        batch["weight"] = torch.tensor([ex.weight for ex in examples], dtype=torch.float)
+        spans = [ex.spans for ex in examples]
+    if spans is not None:
+        S = max(1, max((len(s) for s in spans), default=1))
+        span_index = torch.zeros((P, S, 2), dtype=torch.long)
+        span_mask = torch.zeros((P, S), dtype=torch.bool)
+        span_cat = torch.full((P, S), IGNORE, dtype=torch.long)
+        span_brand = torch.full((P, S), IGNORE, dtype=torch.long)
+        for p, (enc, post_spans) in enumerate(zip(encs, spans)):
+            for s, span in enumerate(post_spans):
+                rng = span_token_range(enc, span["start"], span["end"])
+                if rng is None:
+                    continue
+                span_index[p, s] = torch.tensor(rng)
+                span_mask[p, s] = True
+                if span.get("category") in CATEGORIES:
+                    span_cat[p, s] = CATEGORIES.index(span["category"])
+                if brand_ids is not None:
+                    span_brand[p, s] = brand_ids.get(span.get("brand_key") or "", IGNORE)
+        batch.update(span_index=span_index, span_mask=span_mask, span_cat=span_cat, span_brand=span_brand)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | None) -> list[dict]:
+    """Word-level decoding: a word takes its first token's tag, spans start/end on word boundaries."""
+    first_token: dict[int, int] = {}
+    for t, w in enumerate(enc.token_word):
+        if w >= 0 and w not in first_token:
+            first_token[w] = t
+    spans: list[dict] = []
+    current: dict | None = None
+    last_word_end = -1
+    B, I = BIO.index("B"), BIO.index("I")
+    for w in sorted(first_token):
+        lp = tag_logprobs[first_token[w]]
+        tag = int(lp.argmax())
+        ws, we = enc.words[w]
+        gap = enc.text[last_word_end:ws] if current is not None else ""
+        joined = current is not None and len(gap) <= _MAX_GAP and "\n" not in gap and not any(
+            c in gap for c in ",;:!?()[]|/")
+        if tag == B or (tag == I and not joined):
+            current = {"start": ws, "end": we, "probs": [math.exp(float(lp[tag]))]}
+            spans.append(current)
+        elif tag == I and joined:
+            current["end"] = we
+            current["probs"].append(math.exp(float(lp[tag])))
+        else:
+            current = None
+        last_word_end = we
+    out = []
+    for span in spans:
+        end = strip_possessive(enc.text, span["start"], span["end"], index)
+        if end <= span["start"]:
+            continue
+        out.append({"start": span["start"], "end": end, "text": enc.text[span["start"]:end],
+                    "confidence": round(sum(span["probs"]) / len(span["probs"]), 4)})
+    return out
