@@ -188,6 +188,7 @@ GEMINI_PRICE_IN_PER_M = env.float("GEMINI_PRICE_IN_PER_M", default=0.30)
 GEMINI_PRICE_OUT_PER_M = env.float("GEMINI_PRICE_OUT_PER_M", default=2.50)
 GEMINI_TIMEOUT_S = env.float("GEMINI_TIMEOUT_S", default=60.0)
 GEMINI_MAX_ATTEMPTS = env.int("GEMINI_MAX_ATTEMPTS", default=5)
+GEMINI_RETRY_INITIAL_DELAY_S = env.float("GEMINI_RETRY_INITIAL_DELAY_S", default=1.0)  # backoff doubles from here
 GEMINI_RATE_PER_S = env.float("GEMINI_RATE_PER_S", default=10.0)
 TEACHER_BUDGET_USD = env.float("TEACHER_BUDGET_USD", default=25.0)
 
