@@ -1,0 +1,53 @@
+"""CSV writing shared by the download views and `manage.py export_report`."""
+
+from __future__ import annotations
+
+import csv
+from typing import IO, Iterable, Iterator
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection); a leading
+# apostrophe makes it text. Only strings are escaped: the numbers we write (a negative change) stay numbers.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FLUSH_BYTES = 64 * 1024
+
+
+def cell_safe(value):
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+class _Line:
+    """csv.writer target that hands back what it was given instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_chunks(header: list[str], rows: Iterable[list]) -> Iterator[str]:
+    """The header alone first (so a download starts at once), then rows in ~64 KB pieces."""
+    writer = csv.writer(_Line())
+    yield writer.writerow(header)
+    buffer, size = [], 0
+    for row in rows:
+        line = writer.writerow([cell_safe(v) for v in row])
+        buffer.append(line)
+        size += len(line)
+        if size >= FLUSH_BYTES:
+            yield "".join(buffer)
+            buffer, size = [], 0
+    if buffer:
+        yield "".join(buffer)
+
+
+def csv_write(out: IO[str], header: list[str], rows: Iterable[list]) -> int:
+    """Write a report to a text file; returns the number of data rows."""
+    writer = csv.writer(out)
+    writer.writerow(header)
+    count = 0
+    for row in rows:
+        writer.writerow([cell_safe(v) for v in row])
+        count += 1
+    return count

@@ -1,0 +1,198 @@
+"""One stream of brand mentions, grouped by post and ordered by post id, whatever the source.
+
+Gold mentions are Span rows of the post's gold annotation; predicted mentions are the entries of the
+`spans` JSON of the student's `ok` Prediction for the generation the filters name. Both come through
+server-side cursors in chunks (`.iterator(chunk_size=...)`), so memory stays flat however many
+mentions there are; every report is one pass over this stream.
+
+In "auto" mode a post with a gold annotation takes its gold mentions only (even none: an annotator
+saying "no brands" overrides the model), every other post takes the promoted generation's.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
+from itertools import groupby
+from operator import itemgetter
+from typing import Iterator, NamedTuple
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from annotation.models import Annotation, Post, Prediction, Span
+from annotation.reports.filters import SOURCE_AUTO, SOURCE_GOLD, STUDENT_SOURCE, ReportFilters
+from kb.linking import normalize
+from kb.models import Brand, Category
+
+CHUNK_SIZE = 2000
+GOLD = "gold"
+
+
+@dataclass(slots=True)
+class Mention:
+    brand_id: int | None  # None: an unlinked mention (a brand not in the KB)
+    brand: str  # canonical name, or for an unlinked mention the name given (else the text)
+    category: str  # slug, "" when unknown
+    text: str
+    source: str  # "gold" or the prediction source ("student")
+    model_version: str
+    confidence: float | None
+
+    @property
+    def key(self) -> str:
+        """Identity of the brand across mentions: the KB id, or the normalised name when unlinked."""
+        if self.brand_id is not None:
+            return f"b{self.brand_id}"
+        return "u:" + (normalize(self.brand) or self.brand.casefold())
+
+
+class PostMentions(NamedTuple):
+    post_id: int
+    platform: str
+    posted_at: datetime | None
+    mentions: list[Mention]
+
+
+def _gold_exists(post_ref: str = "pk") -> Exists:
+    return Exists(Annotation.objects.filter(post_id=OuterRef(post_ref), is_gold=True))
+
+
+def _predictions(model_version: str) -> QuerySet[Prediction]:
+    return Prediction.objects.filter(source=STUDENT_SOURCE, model_version=model_version, status=Prediction.Status.OK)
+
+
+def covered_posts(filters: ReportFilters, *, dated_only: bool = False) -> QuerySet[Post]:
+    """Posts the chosen source has looked at (with or without mentions): the denominator of rates."""
+    posts = Post.objects.filter(filters.post_q(dated_only=dated_only))
+    gold = _gold_exists()
+    if filters.source == SOURCE_GOLD or (filters.source == SOURCE_AUTO and not filters.model_version):
+        return posts.filter(gold)
+    predicted = Exists(_predictions(filters.model_version).filter(post_id=OuterRef("pk")))
+    if filters.source == SOURCE_AUTO:
+        return posts.filter(gold | predicted)
+    return posts.filter(predicted)
+
+
+class MentionStream:
+    def __init__(self, filters: ReportFilters, *, dated_only: bool = False, chunk_size: int = CHUNK_SIZE):
+        self.filters = filters
+        self.dated_only = dated_only
+        self.chunk_size = chunk_size
+        # Small (the KB), read once: cheaper than joining Brand/Category into every mention row.
+        self.brand_names: dict[int, str] = dict(Brand.objects.values_list("id", "canonical_name"))
+        self.category_slugs: dict[int, str] = dict(Category.objects.values_list("id", "slug"))
+
+    def posts(self) -> Iterator[PostMentions]:
+        streams = []
+        if self.filters.uses_gold:
+            streams.append(self._gold_posts())
+        if self.filters.model_version:
+            streams.append(self._predicted_posts())
+        if len(streams) == 1:
+            return streams[0]
+        # Each post is in exactly one stream (auto mode excludes gold posts from predictions).
+        return heapq.merge(*streams, key=itemgetter(0))
+
+    def mentions(self) -> Iterator[tuple[PostMentions, Mention]]:
+        brand_id = self.filters.brand_id
+        for post in self.posts():
+            for mention in post.mentions:
+                if brand_id is None or mention.brand_id == brand_id:
+                    yield post, mention
+
+    def _gold_posts(self) -> Iterator[PostMentions]:
+        spans = Span.objects.filter(annotation__is_gold=True).filter(
+            self.filters.post_q("annotation__post__", dated_only=self.dated_only)
+        )
+        if self.filters.category:
+            spans = spans.filter(category__slug=self.filters.category)
+        rows = (
+            spans.order_by("annotation__post_id", "start", "end")
+            .values_list("annotation__post_id", "annotation__post__platform", "annotation__post__posted_at",
+                         "brand_id", "brand_text", "category_id", "text")
+            .iterator(chunk_size=self.chunk_size)
+        )
+        names, slugs = self.brand_names, self.category_slugs
+        for post_id, group in groupby(rows, key=itemgetter(0)):
+            mentions = []
+            platform = posted_at = None
+            for _, platform, posted_at, brand_id, brand_text, category_id, text in group:
+                name = names.get(brand_id) if brand_id is not None else None
+                mentions.append(Mention(
+                    brand_id=brand_id if name is not None else None,
+                    brand=name if name is not None else (brand_text or text),
+                    category=slugs.get(category_id, ""), text=text, source=GOLD, model_version="", confidence=None,
+                ))
+            yield PostMentions(post_id, platform, posted_at, mentions)
+
+    def _predicted_posts(self) -> Iterator[PostMentions]:
+        f = self.filters
+        predictions = _predictions(f.model_version).filter(f.post_q("post__", dated_only=self.dated_only))
+        if f.source == SOURCE_AUTO:
+            predictions = predictions.filter(~_gold_exists("post_id"))
+        rows = (
+            predictions.order_by("post_id", "-id")
+            .values_list("post_id", "post__platform", "post__posted_at", "source", "model_version", "spans")
+            .iterator(chunk_size=self.chunk_size)
+        )
+        names, category = self.brand_names, f.category
+        for post_id, group in groupby(rows, key=itemgetter(0)):
+            # Several ok rows for one post and version differ only by prompt version: the newest wins.
+            _, platform, posted_at, source, model_version, spans = next(group)
+            mentions = []
+            for span in spans if isinstance(spans, list) else ():
+                if not isinstance(span, dict):
+                    continue
+                slug = span.get("category") or ""
+                if category and slug != category:
+                    continue
+                text = str(span.get("text") or "")
+                brand_id = span.get("brand_id")
+                name = names.get(brand_id) if isinstance(brand_id, int) else None
+                confidence = span.get("confidence")
+                mentions.append(Mention(
+                    brand_id=brand_id if name is not None else None,
+                    brand=name if name is not None else str(span.get("brand") or text),
+                    category=slug, text=text, source=source, model_version=model_version,
+                    confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
+                ))
+            if mentions:
+                yield PostMentions(post_id, platform, posted_at, mentions)
+
+
+# --- time buckets ------------------------------------------------------------------------------
+
+def bucket_start(moment: datetime | date, bucket: str) -> date:
+    """Buckets are UTC calendar days, ISO weeks (starting Monday) and calendar months."""
+    day = moment.astimezone(dt_timezone.utc).date() if isinstance(moment, datetime) else moment
+    if bucket == "day":
+        return day
+    if bucket == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def bucket_next(start: date, bucket: str) -> date:
+    if bucket == "day":
+        return start + timedelta(days=1)
+    if bucket == "week":
+        return start + timedelta(days=7)
+    return date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+
+
+def bucket_previous(start: date, bucket: str) -> date:
+    if bucket == "day":
+        return start - timedelta(days=1)
+    if bucket == "week":
+        return start - timedelta(days=7)
+    return date(start.year - (start.month == 1), (start.month - 2) % 12 + 1, 1)
+
+
+def bucket_range(first: date, last: date, bucket: str) -> list[date]:
+    out, current = [], first
+    while current <= last:
+        out.append(current)
+        current = bucket_next(current, bucket)
+    return out

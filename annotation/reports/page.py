@@ -1,0 +1,85 @@
+"""What the reports page shows: every report from a single pass over the mentions."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from annotation.reports.aggregates import BrandSummary, CoMentions, Emerging, Labels
+from annotation.reports.charts import bar_chart_svg, share_of_voice_svg
+from annotation.reports.filters import ReportFilters
+from annotation.reports.mentions import MentionStream, bucket_range
+
+CHART_BRANDS = 7
+TABLE_ROWS = 15
+BAR_PAIRS = 10
+
+
+def reports_page_data(filters: ReportFilters) -> dict:
+    labels = Labels()
+    summary, co, emerging = BrandSummary(filters, labels), CoMentions(filters, labels), Emerging(filters, labels)
+    mentions, posts = Counter(), Counter()
+    totals = {"posts": 0, "mentions": 0, "undated_posts": 0}
+    for post in MentionStream(filters).posts():
+        totals["posts"] += 1
+        totals["mentions"] += len(post.mentions)
+        totals["undated_posts"] += post.posted_at is None
+        for key in {labels.add(m) for m in post.mentions}:
+            posts[key] += 1
+        for m in post.mentions:
+            mentions[m.key] += 1
+        summary.feed(post)
+        co.feed(post)
+        emerging.feed(post)
+
+    wanted = f"b{filters.brand_id}" if filters.brand_id is not None else None
+    top_brands = [
+        {"brand": labels[key], "linked": Labels.linked(key), "mentions": n, "posts": posts[key],
+         "share": n / totals["mentions"] if totals["mentions"] else 0}
+        for key, n in mentions.most_common()
+        if wanted is None or key == wanted
+    ][:TABLE_ROWS]
+
+    summary_rows = summary.rows()
+    latest = [r for r in summary_rows if r.bucket == summary.last_bucket] if summary.last_bucket else []
+    latest.sort(key=lambda r: (-r.mentions, r.brand.casefold()))
+    pairs = co.rows()
+    return {
+        "totals": totals,
+        "top_brands": top_brands,
+        "latest_bucket": summary.last_bucket,
+        "latest_rows": latest[:TABLE_ROWS],
+        "sov_chart": _share_of_voice_chart(filters, summary, labels, wanted),
+        "pairs": pairs[:TABLE_ROWS],
+        "pairs_chart": bar_chart_svg([(f"{p.brand_a} + {p.brand_b}", p.posts_together) for p in pairs[:BAR_PAIRS]],
+                                     title="Brand pairs mentioned in the same posts"),
+        "emerging": emerging.rows()[:TABLE_ROWS],
+        "period": emerging.period,
+        "min_mentions": emerging.min_mentions,
+    }
+
+
+def _share_of_voice_chart(filters: ReportFilters, summary: BrandSummary, labels: Labels, wanted: str | None):
+    per_bucket: Counter = Counter()  # (bucket, key), categories pooled
+    bucket_totals: Counter = Counter()
+    brand_totals: Counter = Counter()
+    for (bucket, _category, key), n in summary.mentions.items():
+        per_bucket[(bucket, key)] += n
+        bucket_totals[bucket] += n
+        brand_totals[key] += n
+    scope = f"in {filters.category}" if filters.category else "across categories"
+    title = f"Share of voice per {filters.bucket} ({scope})"
+    if not bucket_totals:
+        return share_of_voice_svg([], [], bucket=filters.bucket, title=title)
+    buckets = bucket_range(min(bucket_totals), max(bucket_totals), filters.bucket)
+    keys = [wanted] if wanted else [k for k, _ in brand_totals.most_common(CHART_BRANDS)]
+    series = []
+    for key in keys:
+        series.append((labels[key] if key in labels.names else filters.brand_name,
+                       [per_bucket[(b, key)] / bucket_totals[b] if bucket_totals[b] else 0 for b in buckets]))
+    other = [
+        (bucket_totals[b] - sum(per_bucket[(b, k)] for k in keys)) / bucket_totals[b] if bucket_totals[b] else 0
+        for b in buckets
+    ]
+    if any(other):
+        series.append(("Other", other))
+    return share_of_voice_svg(buckets, series, bucket=filters.bucket, title=title)

@@ -1,0 +1,317 @@
+"""Reports on a small dataset whose every number is worked out by hand in the comments."""
+
+import csv
+import io
+from datetime import date, datetime
+from datetime import timezone as dt_timezone
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from annotation.models import Annotation, DatasetVersion, Post, Prediction, Span
+from annotation.reports.aggregates import BrandSummary, CoMentions, Emerging, report_table, run_pass
+from annotation.reports.csv_export import cell_safe
+from annotation.reports.filters import ReportFilterError, report_filters_parse
+from annotation.roles import Role
+from annotation.services.importing import content_hash
+from kb.models import Brand, Category
+from modeling.models import ModelGeneration
+
+
+def at(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=12, tzinfo=dt_timezone.utc)
+
+
+class World:
+    def __init__(self, make_user):
+        self.skincare = Category.objects.get_or_create(slug="skincare", defaults={"name": "Skincare"})[0]
+        self.makeup = Category.objects.get_or_create(slug="makeup", defaults={"name": "Makeup"})[0]
+        self.skii = Brand.objects.create(canonical_name="SK-II", slug="sk-ii", category=self.skincare)
+        self.lamer = Brand.objects.create(canonical_name="La Mer", slug="la-mer", category=self.skincare)
+        self.fenty = Brand.objects.create(canonical_name="Fenty Beauty", slug="fenty-beauty", category=self.makeup)
+        self.annotator = make_user(Role.ANNOTATOR)
+        dataset = DatasetVersion.objects.create(number=901)
+        ModelGeneration.objects.create(number=1, base_model="tiny", dataset_version=dataset, status="promoted")
+        ModelGeneration.objects.create(number=2, base_model="tiny", dataset_version=dataset, status="ready")
+
+    def post(self, text: str, platform: str, day: str | None) -> Post:
+        return Post.objects.create(text=text, platform=platform, posted_at=at(day) if day else None,
+                                   content_hash=content_hash(text))
+
+    def gold(self, post: Post, *mentions) -> Annotation:
+        annotation = Annotation.objects.create(post=post, annotator=self.annotator, is_gold=True,
+                                               status="accepted", no_brands=not mentions)
+        for i, (brand, category, text) in enumerate(mentions):
+            Span.objects.create(annotation=annotation, start=10 * i, end=10 * i + len(text), text=text,
+                                brand=brand if isinstance(brand, Brand) else None,
+                                brand_text="" if isinstance(brand, Brand) else (brand or ""), category=category)
+        return annotation
+
+    def predict(self, post: Post, version: str, *mentions, status="ok") -> Prediction:
+        spans = [{"start": 0, "end": len(text), "text": text, "brand": b.canonical_name if b else None,
+                  "brand_id": b.pk if b else None, "category": category, "confidence": conf}
+                 for b, category, text, conf in mentions]
+        return Prediction.objects.create(post=post, source="student", model_version=version, spans=spans,
+                                         status=status)
+
+
+@pytest.fixture
+def world(db, make_user):
+    w = World(make_user)
+    sk, mk = w.skincare, w.makeup
+    # P1, P2 (January): gold. P3, P4, P5 (February). P6: gold but undated.
+    w.gold(w.post("p1 sk2 la mer skii", "tiktok", "2026-01-05"),
+           (w.skii, sk, "SK2"), (w.lamer, sk, "la mer"), (w.skii, sk, "SKII"))
+    w.gold(w.post("p2 sk-ii", "tiktok", "2026-01-20"), (w.skii, sk, "SK-II"))
+    w.gold(w.post("p3 la mer fenty", "instagram", "2026-02-10"), (w.lamer, sk, "La Mer"), (w.fenty, mk, "fenty"))
+    # No gold: the promoted generation (gen-1) speaks, with an unlinked brand.
+    w.predict(w.post("p4 sk2 glowlab", "tiktok", "2026-02-15"), "gen-1",
+              (w.skii, "skincare", "sk2", 0.91), (None, "skincare", "Glowlab", 0.7))
+    # Gold saying "no brands" overrides the model's La Mer.
+    p5 = w.post("p5 nothing", "tiktok", "2026-02-20")
+    w.gold(p5)
+    w.predict(p5, "gen-1", (w.lamer, "skincare", "lamer", 0.5))
+    w.gold(w.post("p6 skii lamer", "tiktok", None), (w.skii, sk, "skii"), (w.lamer, sk, "lamer"))
+    # Never counted by default: an invalid prediction, and a generation that is not promoted.
+    w.predict(w.post("p7 skii", "instagram", "2026-02-25"), "gen-1", (w.skii, "skincare", "skii", 0.9),
+              status="invalid")
+    w.predict(w.post("p8 fenty", "tiktok", "2026-02-26"), "gen-2", (w.fenty, "makeup", "fenty", 0.8))
+    return w
+
+
+def table(kind: str, **query) -> list[dict]:
+    header, rows = report_table(kind, report_filters_parse(query))
+    return [dict(zip(header, row)) for row in rows]
+
+
+def download(client, kind: str, **query) -> list[dict]:
+    response = client.get(reverse("reports_export", args=[kind]), query)
+    assert response.status_code == 200, response.content
+    body = b"".join(response.streaming_content).decode("utf-8")
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+# --- numbers -------------------------------------------------------------------------------------
+
+def test_mentions_default_source_is_gold_else_promoted(world):
+    rows = table("mentions")
+    # P1 3 + P2 1 + P3 2 + P4 2 (gen-1) + P6 2 (undated, still exported); P5's gold "no brands" wins.
+    assert [(r["post_id"], r["brand"], r["source"]) for r in rows] == [
+        (rows[0]["post_id"], "SK-II", "gold"), (rows[0]["post_id"], "La Mer", "gold"),
+        (rows[0]["post_id"], "SK-II", "gold"),
+        (rows[3]["post_id"], "SK-II", "gold"),
+        (rows[4]["post_id"], "La Mer", "gold"), (rows[4]["post_id"], "Fenty Beauty", "gold"),
+        (rows[6]["post_id"], "SK-II", "student"), (rows[6]["post_id"], "Glowlab", "student"),
+        (rows[8]["post_id"], "SK-II", "gold"), (rows[8]["post_id"], "La Mer", "gold"),
+    ]
+    glowlab = rows[7]
+    assert (glowlab["brand_linked"], glowlab["model_version"], glowlab["confidence"], glowlab["category"]) == (
+        "no", "gen-1", 0.7, "skincare")
+    assert rows[8]["posted_at"] == ""
+    assert rows[0]["posted_at"] == "2026-01-05T12:00:00+00:00"
+
+
+@pytest.mark.parametrize("query, expected", [
+    ({"source": "gold"}, 8),  # P1 3, P2 1, P3 2, P6 2
+    ({"source": "gen-1"}, 3),  # P4 2, P5 1; P7 is invalid
+    ({"source": "2"}, 1),  # P8
+    ({"platform": "instagram"}, 2),  # P3
+    ({"category": "makeup"}, 1),  # Fenty in P3
+    ({"brand": "sk-ii"}, 5),  # P1 2, P2, P4, P6
+    ({"date_from": "2026-02-01", "date_to": "2026-02-28"}, 4),  # P3 2, P4 2; undated P6 falls out
+    ({"date_to": "2026-01-05"}, 3),  # the 'to' day is included whole
+])
+def test_mentions_filters(world, query, expected):
+    assert len(table("mentions", **query)) == expected
+
+
+def test_brand_summary_share_of_voice_and_change(world):
+    rows = [(r["bucket"], r["category"], r["brand"], r["mentions"], r["posts"], r["category_mentions"],
+             r["share_of_voice"], r["previous_mentions"], r["change"], r["change_pct"])
+            for r in table("brand_summary")]
+    assert rows == [
+        # January skincare: SK-II 3 mentions in 2 posts, La Mer 1, of 4.
+        ("2026-01-01", "skincare", "SK-II", 3, 2, 4, 0.75, 0, 3, ""),
+        ("2026-01-01", "skincare", "La Mer", 1, 1, 4, 0.25, 0, 1, ""),
+        ("2026-02-01", "makeup", "Fenty Beauty", 1, 1, 1, 1.0, 0, 1, ""),
+        # February skincare: one each of 3 (P3 gold La Mer, P4 predicted SK-II and Glowlab).
+        ("2026-02-01", "skincare", "Glowlab", 1, 1, 3, 0.3333, 0, 1, ""),
+        ("2026-02-01", "skincare", "La Mer", 1, 1, 3, 0.3333, 1, 0, 0.0),
+        ("2026-02-01", "skincare", "SK-II", 1, 1, 3, 0.3333, 3, -2, -66.7),
+    ]
+
+
+def test_brand_summary_shows_a_drop_to_zero_inside_the_date_range(world):
+    rows = table("brand_summary", date_to="2026-03-31", category="makeup", bucket="month")
+    assert [(r["bucket"], r["brand"], r["mentions"], r["change"], r["change_pct"]) for r in rows] == [
+        ("2026-02-01", "Fenty Beauty", 1, 1, ""), ("2026-03-01", "Fenty Beauty", 0, -1, -100.0)]
+
+
+def test_brand_summary_weeks_start_on_monday(world):
+    rows = table("brand_summary", bucket="week", brand="La Mer")
+    # 2026-01-05 is a Monday; 2026-02-10 is a Tuesday of the week of 2026-02-09. Each bucket is followed
+    # by a zero row for the week after, up to the last week with data (2026-02-09).
+    assert [(r["bucket"], r["mentions"]) for r in rows] == [("2026-01-05", 1), ("2026-01-12", 0), ("2026-02-09", 1)]
+
+
+def test_co_mentions(world):
+    rows = [(r["brand_a"], r["brand_b"], r["posts_together"], r["posts_a"], r["posts_b"], r["jaccard"])
+            for r in table("co_mentions")]
+    # Posts per brand: SK-II 4 (P1 P2 P4 P6), La Mer 3 (P1 P3 P6), Fenty 1, Glowlab 1.
+    assert rows == [
+        ("La Mer", "SK-II", 2, 3, 4, 0.4),  # 2 / (3 + 4 - 2)
+        ("Fenty Beauty", "La Mer", 1, 1, 3, 0.3333),
+        ("Glowlab", "SK-II", 1, 1, 4, 0.25),
+    ]
+    filtered = [(r["brand_a"], r["brand_b"], r["posts_together"]) for r in table("co_mentions", brand="SK-II")]
+    assert filtered == [("SK-II", "La Mer", 2), ("SK-II", "Glowlab", 1)]
+    # A date range drops the undated P6: La Mer + SK-II only in P1 now, 1 / (2 + 3 - 1).
+    dated = {(r["brand_a"], r["brand_b"]): r["jaccard"] for r in table("co_mentions", date_from="2026-01-01")}
+    assert dated == {("Fenty Beauty", "La Mer"): 0.5, ("Glowlab", "SK-II"): 0.3333, ("La Mer", "SK-II"): 0.25}
+
+
+def test_emerging_rate_and_growth(world):
+    filters = report_filters_parse({})
+    emerging = Emerging(filters, min_mentions=1)
+    run_pass(filters, [emerging], dated_only=True)
+    # Period: first to last dated covered post, 2026-01-05 .. 2026-02-20 = 47 days; halves of 23 / 24 days.
+    assert (emerging.period.start, emerging.period.middle, emerging.period.end) == (
+        date(2026, 1, 5), date(2026, 1, 28), date(2026, 2, 20))
+    # Covered posts: P1 P2 | P3 P4 P5 (P5's gold has no brands but was looked at).
+    assert emerging.covered_counts() == (2, 3)
+    rows = [(r.brand, r.m1, r.m2, r.rate1, r.rate2, r.growth) for r in emerging.rows()]
+    assert rows == [
+        ("Fenty Beauty", 0, 1, 0.0, 333.33, 1.5),  # ((1+1)/(3+1)) / ((0+1)/(2+1))
+        ("Glowlab", 0, 1, 0.0, 333.33, 1.5),
+        ("La Mer", 1, 1, 500.0, 333.33, 0.75),  # (2/4) / (2/3)
+        ("SK-II", 3, 1, 1500.0, 333.33, 0.375),  # (2/4) / (4/3)
+    ]
+    # The CSV keeps the default noise floor of 3 mentions: only SK-II is left.
+    csv_rows = table("emerging")
+    assert [(r["brand"], r["growth"], r["first_half_start"], r["second_half_start"]) for r in csv_rows] == [
+        ("SK-II", 0.375, "2026-01-05", "2026-01-28")]
+
+
+def test_one_pass_feeds_several_reports_like_separate_passes(world):
+    filters = report_filters_parse({"bucket": "week"})
+    summary, co = BrandSummary(filters), CoMentions(filters)
+    run_pass(filters, [summary, co])
+    assert [r.as_list() for r in summary.rows()] == [list(r) for r in report_table("brand_summary", filters)[1]]
+    assert [r.as_list() for r in co.rows()] == [list(r) for r in report_table("co_mentions", filters)[1]]
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("query, field, words", [
+    ({"date_from": "2026-13-01"}, "date_from", "YYYY-MM-DD"),
+    ({"date_from": "2026-03-01", "date_to": "2026-02-01"}, "date_to", "before"),
+    ({"platform": "myspace"}, "platform", "instagram, tiktok"),
+    ({"category": "food"}, "category", "Unknown category"),
+    ({"brand": "Nope Cosmetics"}, "brand", "No brand"),
+    ({"source": "gen-99"}, "source", "no generation gen-99"),
+    ({"source": "teacher"}, "source", "gold, auto"),
+    ({"bucket": "year"}, "bucket", "day, week or month"),
+])
+def test_bad_filter_values_are_named(world, query, field, words):
+    with pytest.raises(ReportFilterError) as caught:
+        report_filters_parse(query)
+    assert words in caught.value.errors[field]
+
+
+def test_auto_without_a_promoted_generation_reads_gold_only(world):
+    ModelGeneration.objects.filter(number=1).update(status="retired")
+    filters = report_filters_parse({})
+    assert (filters.source, filters.model_version) == ("auto", "")
+    assert len(table("mentions")) == 8
+
+
+# --- web -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("role, status", [(Role.ANNOTATOR, 403), (Role.REVIEWER, 403), (Role.ANALYST, 200),
+                                          (Role.ADMIN, 200)])
+def test_who_may_see_reports(world, client_as, role, status):
+    client = client_as(role)
+    assert client.get(reverse("reports")).status_code == status
+    assert client.get(reverse("reports_export", args=["mentions"])).status_code == status
+
+
+def test_anonymous_is_sent_to_login(world, client):
+    response = client.get(reverse("reports_export", args=["mentions"]))
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_page_shows_tables_and_server_side_charts(world, client_as):
+    response = client_as(Role.ANALYST).get(reverse("reports"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.count("<svg") == 2 and "<polygon" in html and "<rect" in html
+    assert "La Mer + SK-II" in html  # the top pair's bar
+    assert "10 mentions in 5 posts" in html
+    assert "gen-1 (promoted)" in html
+    assert "/reports/brand_summary.csv?" in html
+    assert "<script" not in html.split("<main")[1]  # no chart library
+
+
+def test_page_with_a_bad_filter_is_a_400_that_says_why(world, client_as):
+    response = client_as(Role.ANALYST).get(reverse("reports"), {"date_from": "yesterday", "bucket": "year"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "&#x27;yesterday&#x27; is not a date" in html and "Unknown time bucket" in html
+
+
+def test_csv_download_streams_header_first_and_filters(world, client_as):
+    client = client_as(Role.ANALYST)
+    response = client.get(reverse("reports_export", args=["mentions"]), {"source": "gold", "platform": "tiktok"})
+    assert response.streaming and response["Content-Type"] == "text/csv; charset=utf-8"
+    assert 'filename="beautybrain-mentions.csv"' in response["Content-Disposition"]
+    chunks = iter(response.streaming_content)
+    assert next(chunks) == b"post_id,platform,posted_at,brand,brand_linked,category,mention_text,source," \
+                           b"model_version,confidence\r\n"
+    rows = list(csv.reader(io.StringIO(b"".join(chunks).decode())))
+    assert len(rows) == 6 and {r[1] for r in rows} == {"tiktok"}  # P1 3, P2 1, P6 2
+
+
+@pytest.mark.parametrize("query, words", [
+    ({"date_to": "31/01/2026"}, b"date_to: '31/01/2026' is not a date"),
+    ({"source": "gen-x"}, b"source: Unknown source"),
+])
+def test_csv_bad_filter_is_a_400_not_a_500(world, client_as, query, words):
+    response = client_as(Role.ANALYST).get(reverse("reports_export", args=["co_mentions"]), query)
+    assert response.status_code == 400 and words in response.content
+
+
+def test_csv_unknown_kind_is_a_400(world, client_as):
+    response = client_as(Role.ADMIN).get(reverse("reports_export", args=["everything"]))
+    assert response.status_code == 400 and b"Unknown report 'everything'" in response.content
+
+
+def test_csv_escapes_formula_cells_but_not_numbers(world, client_as):
+    post = world.post("=HYPERLINK evil post", "tiktok", "2026-02-11")
+    world.gold(post, ("=HYPERLINK(\"http://x\")", world.skincare, "@evil"), ("+cmd", world.skincare, "-1+1"),
+               ("\tTabbed", world.skincare, "\rcr"))
+    rows = download(client_as(Role.ANALYST), "mentions", source="gold", date_from="2026-02-11",
+                    date_to="2026-02-11")
+    assert [(r["brand"], r["mention_text"]) for r in rows] == [
+        ("'=HYPERLINK(\"http://x\")", "'@evil"), ("'+cmd", "'-1+1"), ("'\tTabbed", "'\rcr")]
+    summary = download(client_as(Role.ANALYST), "brand_summary", source="gold", brand="SK-II")
+    # Gold SK-II: 3 in January, none in February: the drop is the number -3, not a text "'-3".
+    assert [(r["bucket"], r["change"]) for r in summary] == [("2026-01-01", "3"), ("2026-02-01", "-3")]
+
+
+def test_cell_safe():
+    assert [cell_safe(v) for v in ("=1+1", "+1", "-1", "@A1", "\t1", "\r1", "SK-II", "", None, -3, 0.5)] == [
+        "'=1+1", "'+1", "'-1", "'@A1", "'\t1", "'\r1", "SK-II", "", "", -3, 0.5]
+
+
+# --- command -------------------------------------------------------------------------------------
+
+def test_export_report_command_writes_the_same_rows(world, tmp_path):
+    out = tmp_path / "summary.csv"
+    call_command("export_report", "--kind", "brand_summary", "--out", str(out), "--from", "2026-02-01",
+                 "--to", "2026-02-28", "--category", "skincare", "--source", "auto", "--bucket", "month")
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [(r["brand"], r["mentions"], r["share_of_voice"]) for r in rows] == [
+        ("Glowlab", "1", "0.3333"), ("La Mer", "1", "0.3333"), ("SK-II", "1", "0.3333")]
+    with pytest.raises(CommandError, match="Unknown platform 'myspace'"):
+        call_command("export_report", "--kind", "mentions", "--out", str(out), "--platform", "myspace")
