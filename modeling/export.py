@@ -1,0 +1,362 @@
+"""Export of a trained student for serving: AWQ W4A16 for decoder backbones, int8 for CPU encoders.
+
+Django-free. Two layers:
+- backbone level: `export_awq` / `export_int8` quantise a Hugging Face backbone (a directory or a
+  loaded model) into a directory; `load_backbone` reloads either kind in any process.
+- student level: `export_student` turns a generation's artifact (LoRA adapter + heads, see
+  modeling.student.train.write_artifact) into an export directory (quantised backbone with the LoRA
+  merged in, the heads beside it), `load_exported` gives a StudentPredictor over it, and
+  `evaluate_export` measures both on the same rows and applies the span-F1 gate.
+
+Layout of an export directory:
+    export.json          format, scheme, sizes; what `load_backbone`/`load_exported` read first
+    backbone/            AWQ: compressed-tensors checkpoint (transformers and vLLM load it as is);
+                         int8: config.json + int8_state.pt (torch dynamic-quantised state dict)
+    heads.safetensors    every StudentModel weight outside the backbone
+    tokenizer/, config.json, kb.json, brands.json   copied from the artifact
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+FORMAT_AWQ = "awq"
+FORMAT_INT8 = "int8"
+FORMATS = (FORMAT_AWQ, FORMAT_INT8)
+MANIFEST = "export.json"
+HEADS_FILE = "heads.safetensors"
+INT8_STATE = "int8_state.pt"
+# Losing more than this much span F1 (absolute, 0..1) against the unquantised model fails an export.
+MAX_SPAN_F1_DROP = 0.03
+
+# Backbones whose linear layers AWQ knows how to balance (llm-compressor's default mappings:
+# input_layernorm → q/k/v, v → o, post_attention_layernorm → gate/up, up → down).
+DECODER_MODEL_TYPES = {"qwen2", "qwen3", "llama", "mistral"}
+_GROUP_SIZES = (128, 64, 32, 16, 8)
+
+
+class ExportError(Exception):
+    pass
+
+
+def default_format(backbone_config) -> str:
+    return FORMAT_AWQ if getattr(backbone_config, "model_type", "") in DECODER_MODEL_TYPES else FORMAT_INT8
+
+
+def dir_size(path: str | Path) -> int:
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# -- AWQ (decoder backbones) -----------------------------------------------------------------------
+
+def fitted_group_size(model: nn.Module, preferred: int = 128) -> int:
+    """The largest group size ≤ preferred that divides the input width of every linear layer.
+
+    W4A16's 128 fits Qwen2.5 (896, 4864, ...); a tiny test model with hidden size 64 needs 64 or less,
+    and compressed-tensors refuses a group size that does not divide a layer's columns."""
+    widths = {m.in_features for m in model.modules() if isinstance(m, nn.Linear)}
+    if not widths:
+        raise ExportError("the backbone has no linear layers to quantise")
+    for g in _GROUP_SIZES:
+        if g <= preferred and all(w % g == 0 for w in widths):
+            return g
+    raise ExportError(f"no group size in {_GROUP_SIZES} divides the layer widths {sorted(widths)}")
+
+
+@contextlib.contextmanager
+def _cpu_safe_activation_cache():
+    """llm-compressor pins its cached activations before AWQ's grid search, for faster host→GPU copies.
+    Pinning needs an accelerator: on a CPU host torch raises "Cannot access accelerator device", so the
+    pinning is switched off there (the cache stays in ordinary memory; nothing else changes)."""
+    if torch.accelerator.is_available():
+        yield
+        return
+    from llmcompressor.pipelines.cache import IntermediatesCache
+
+    original = IntermediatesCache.pin_memory
+    IntermediatesCache.pin_memory = lambda self, *args, **kwargs: None
+    try:
+        yield
+    finally:
+        IntermediatesCache.pin_memory = original
+
+
+def _as_model_dir(model_dir_or_model, tokenizer, workdir: Path) -> Path:
+    """oneshot reads the model's on-disk config (`config.name_or_path`): an in-memory model is saved first."""
+    if isinstance(model_dir_or_model, (str, Path)):
+        return Path(model_dir_or_model)
+    path = workdir / "full_precision"
+    model_dir_or_model.save_pretrained(str(path))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(path))
+    return path
+
+
+def export_awq(model_dir_or_model, tokenizer, calibration_texts, out_dir, *, group_size: int | None = None,
+               max_seq_length: int = 256, max_calibration_samples: int = 256) -> dict:
+    """AWQ W4A16 (4-bit symmetric int weights in groups, 16-bit activations) with llm-compressor.
+
+    Calibration runs the backbone on `calibration_texts` (the generation's own train texts). Writes a
+    compressed-tensors checkpoint to out_dir that `AutoModel.from_pretrained` reloads (CPU included)."""
+    from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+    from datasets import Dataset
+    from llmcompressor import oneshot
+    from llmcompressor.core import reset_session
+    from llmcompressor.modifiers.quantization import QuantizationModifier
+    from llmcompressor.modifiers.transform.awq import AWQModifier, default_mappings
+    from transformers import AutoModel
+
+    texts = [t for t in dict.fromkeys(calibration_texts) if t and t.strip()][:max_calibration_samples]
+    if not texts:
+        raise ExportError("AWQ needs calibration texts")
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="awq-") as tmp:
+        source = _as_model_dir(model_dir_or_model, tokenizer, Path(tmp))
+        model = AutoModel.from_pretrained(str(source))
+        model.eval()
+        g = group_size or fitted_group_size(model)
+        rows = [dict(tokenizer(t, truncation=True, max_length=max_seq_length)) for t in texts]
+        dataset = Dataset.from_list(rows)
+        scheme = QuantizationScheme(
+            targets=["Linear"],
+            weights=QuantizationArgs(num_bits=4, type="int", symmetric=True, strategy="group", group_size=g),
+        )
+        recipe = [AWQModifier(mappings=default_mappings),
+                  QuantizationModifier(config_groups={"group_0": scheme}, ignore=[])]
+        started = time.monotonic()
+        try:
+            with _cpu_safe_activation_cache():
+                oneshot(model=model, processor=tokenizer, dataset=dataset, recipe=recipe,
+                        num_calibration_samples=len(rows), max_seq_length=max_seq_length,
+                        shuffle_calibration_samples=False)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(str(out_dir), save_compressed=True)
+        finally:
+            # The compression session is process-global: a Celery worker exporting twice must start clean.
+            reset_session()
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(out_dir))
+    return {"format": FORMAT_AWQ, "scheme": "W4A16", "group_size": g, "symmetric": True,
+            "calibration_samples": len(rows), "quantize_seconds": round(time.monotonic() - started, 2)}
+
+
+# -- int8 (CPU encoders) ---------------------------------------------------------------------------
+
+def _int8_qconfig_spec(quantize_embeddings: bool) -> dict:
+    from torch.ao.quantization import float_qparams_weight_only_qconfig, per_channel_dynamic_qconfig
+
+    # Per-channel weight scales: on all-MiniLM-L6-v2 per-tensor scales keep token states at a mean
+    # cosine of 0.91 to fp32, per-channel at 0.96 (the FFN layers carry most of the error).
+    spec: dict = {nn.Linear: per_channel_dynamic_qconfig}
+    if quantize_embeddings:
+        # The word embeddings are half of a MiniLM's bytes; 8-bit rows cost nothing in speed.
+        spec[nn.Embedding] = float_qparams_weight_only_qconfig
+    return spec
+
+
+def quantize_int8(model: nn.Module, *, quantize_embeddings: bool = True) -> nn.Module:
+    """Dynamic int8 (weights int8 at rest, activations quantised per batch) of the linear layers."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # torch.ao.quantization announces its move to torchao; the eager dynamic path still works on 2.13.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, _int8_qconfig_spec(quantize_embeddings), inplace=False)
+
+
+def export_int8(model_dir_or_model, out_dir, *, tokenizer=None, quantize_embeddings: bool = True) -> dict:
+    """int8 dynamic quantisation with torch (measured faster than ONNX Runtime int8 here: see bench/export.py).
+
+    A dynamic-quantised module cannot go through `save_pretrained`; the directory holds the config and the
+    quantised state dict, and `load_backbone` rebuilds the same modules before loading it."""
+    from transformers import AutoModel
+
+    out_dir = Path(out_dir)
+    model = (AutoModel.from_pretrained(str(model_dir_or_model)) if isinstance(model_dir_or_model, (str, Path))
+             else model_dir_or_model)
+    model = model.float().eval()
+    started = time.monotonic()
+    quantised = quantize_int8(model, quantize_embeddings=quantize_embeddings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(str(out_dir))
+    torch.save(quantised.state_dict(), out_dir / INT8_STATE)
+    info = {"format": FORMAT_INT8, "scheme": "dynamic-int8-per-channel", "quantize_embeddings": quantize_embeddings,
+            "quantize_seconds": round(time.monotonic() - started, 2)}
+    (out_dir / "int8.json").write_text(json.dumps(info))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(out_dir))
+    return info
+
+
+def load_backbone(path: str | Path, device: str = "cpu") -> nn.Module:
+    """Reload an exported backbone (either format) in a fresh process."""
+    from transformers import AutoConfig, AutoModel
+
+    path = Path(path)
+    if (path / "int8.json").exists():
+        info = json.loads((path / "int8.json").read_text())
+        config = AutoConfig.from_pretrained(str(path))
+        model = AutoModel.from_config(config).eval()
+        model = quantize_int8(model, quantize_embeddings=info.get("quantize_embeddings", True))
+        # weights_only: the state holds packed int8 params, which torch's safe loader accepts.
+        model.load_state_dict(torch.load(path / INT8_STATE, map_location="cpu", weights_only=True))
+        return model.eval()
+    # compressed-tensors checkpoint: transformers reads quantization_config and builds the layers.
+    return AutoModel.from_pretrained(str(path)).to(device).eval()
+
+
+# -- student level ---------------------------------------------------------------------------------
+
+def _load_student_parts(artifact_dir: Path):
+    from modeling.student.config import StudentConfig
+    from modeling.student.kbsnap import index_from_rows, load_rows
+
+    cfg = StudentConfig.load(artifact_dir / "config.json")
+    brands = json.loads((artifact_dir / "brands.json").read_text())
+    index = index_from_rows(load_rows(artifact_dir / "kb.json"))
+    return cfg, brands, index
+
+
+def merged_student(artifact_dir: str | Path):
+    """The trained student with its LoRA merged into the backbone (and peft's head copies unwrapped)."""
+    from modeling.student.model import StudentModel
+    from modeling.student.train import load_model
+
+    artifact_dir = Path(artifact_dir)
+    cfg, brands, _ = _load_student_parts(artifact_dir)
+    model, tokenizer = load_model(artifact_dir, cfg, len(brands))
+    student = model.merge_and_unload()
+    if not isinstance(student, StudentModel):
+        raise ExportError(f"merging the adapter gave {type(student).__name__}, not a StudentModel")
+    return student.eval(), tokenizer
+
+
+def export_student(artifact_dir: str | Path, out_dir: str | Path, *, fmt: str | None = None,
+                   calibration_texts=(), group_size: int | None = None, max_calibration_samples: int = 256) -> dict:
+    """Quantise a student artifact into out_dir (replaced if present); returns the manifest."""
+    from safetensors.torch import save_file
+
+    artifact_dir, out_dir = Path(artifact_dir), Path(out_dir)
+    student, tokenizer = merged_student(artifact_dir)
+    fmt = fmt or default_format(student.backbone.config)
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    heads = {k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()
+             if not k.startswith("backbone.")}
+    save_file(heads, str(out_dir / HEADS_FILE))
+    with tempfile.TemporaryDirectory(prefix="merged-", dir=out_dir.parent) as tmp:
+        merged = Path(tmp) / "backbone"
+        student.backbone.save_pretrained(str(merged))  # the full-precision baseline for "size before"
+        size_before = dir_size(merged / "model.safetensors") + dir_size(out_dir / HEADS_FILE)
+        if fmt == FORMAT_AWQ:
+            info = export_awq(merged, tokenizer, calibration_texts, out_dir / "backbone", group_size=group_size,
+                              max_calibration_samples=max_calibration_samples)
+        else:
+            info = export_int8(merged, out_dir / "backbone")
+    shutil.copytree(artifact_dir / "tokenizer", out_dir / "tokenizer")
+    for name in ("config.json", "kb.json", "brands.json"):
+        shutil.copy2(artifact_dir / name, out_dir / name)
+    weight_files = [p for p in (out_dir / "backbone").iterdir() if p.suffix in (".safetensors", ".pt")]
+    size_after = sum(p.stat().st_size for p in weight_files) + dir_size(out_dir / HEADS_FILE)
+    manifest = {**info, "source": str(artifact_dir), "backbone_type": student.backbone.config.model_type,
+                "size_before_bytes": size_before, "size_after_bytes": size_after,
+                "size_ratio": round(size_before / size_after, 3) if size_after else None}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def load_exported(export_dir: str | Path, device: str = "cpu"):
+    """A StudentPredictor whose backbone is the quantised one and whose heads are the trained ones."""
+    from safetensors.torch import load_file
+
+    from modeling.student.encoding import Featurizer
+    from modeling.student.model import StudentModel
+    from modeling.student.predict import StudentPredictor
+    from modeling.student.train import load_tokenizer
+
+    export_dir = Path(export_dir)
+    if not (export_dir / MANIFEST).exists():
+        raise ExportError(f"{export_dir} is not an export (no {MANIFEST})")
+    cfg, brands, index = _load_student_parts(export_dir)
+    backbone = load_backbone(export_dir / "backbone", device)
+    student = StudentModel(backbone, len(brands), cfg)
+    result = student.load_state_dict(load_file(str(export_dir / HEADS_FILE)), strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("backbone.")]
+    if missing or result.unexpected_keys:
+        raise ExportError(f"heads do not fit: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}")
+    student.to(device).eval()
+    tokenizer = load_tokenizer(str(export_dir / "tokenizer"))
+    featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
+                            fuzzy=cfg.fuzzy_gazetteer)
+    return StudentPredictor(student, featurizer, index, brands, cfg, device)
+
+
+# -- evaluation and the gate -----------------------------------------------------------------------
+
+@dataclass
+class Speed:
+    p50_ms: float  # batch 1, median over posts
+    posts_per_s: float  # batch 32, median over repeats
+
+
+def measure_speed(predictor, texts: list[str], *, batch_size: int = 32, latency_posts: int = 20,
+                  repeats: int = 3) -> Speed:
+    texts = [t for t in texts if t] or ["empty"]
+    predictor.predict(texts[:2])  # first call pays one-off costs (allocations, lazy decompression)
+    singles = []
+    for text in texts[:latency_posts]:
+        started = time.perf_counter()
+        predictor.predict([text], batch_size=1)
+        singles.append(time.perf_counter() - started)
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predictor.predict(texts, batch_size=batch_size)
+        rates.append(len(texts) / (time.perf_counter() - started))
+    return Speed(p50_ms=round(statistics.median(singles) * 1000, 2), posts_per_s=round(statistics.median(rates), 2))
+
+
+def span_f1_gate(before: dict, after: dict, max_drop: float = MAX_SPAN_F1_DROP) -> tuple[bool, float]:
+    """(passes, drop): drop = span F1 lost, in points of F1 (0..1 scale); passes when drop ≤ max_drop."""
+    drop = float(before["span_f1"]) - float(after["span_f1"])
+    return drop <= max_drop + 1e-9, drop
+
+
+def evaluate_export(reference, exported, rows: list[dict], *, speed_texts: list[str] | None = None,
+                    max_drop: float = MAX_SPAN_F1_DROP, measure: bool = True) -> dict:
+    """Both predictors on the same gold rows (the generation's test split): metrics, deltas, speed, gate."""
+    from modeling.student.metrics import evaluate_predictions
+
+    texts = [r["text"] for r in rows]
+    before = evaluate_predictions(rows, reference.predict(texts))
+    after = evaluate_predictions(rows, exported.predict(texts))
+    passed, drop = span_f1_gate(before, after, max_drop)
+    deltas = {k: round(after[k] - before[k], 4) for k in before
+              if isinstance(before.get(k), float) and isinstance(after.get(k), float)}
+    out = {"before": before, "after": after, "deltas": deltas, "span_f1_drop": round(drop, 4),
+           "max_span_f1_drop": max_drop, "passed": passed, "test_posts": len(rows)}
+    if measure:
+        sample = speed_texts or texts
+        sb, sa = measure_speed(reference, sample), measure_speed(exported, sample)
+        out.update(latency_p50_ms_before=sb.p50_ms, latency_p50_ms_after=sa.p50_ms,
+                   posts_per_s_before=sb.posts_per_s, posts_per_s_after=sa.posts_per_s,
+                   speedup=round(sa.posts_per_s / sb.posts_per_s, 3) if sb.posts_per_s else None,
+                   threads=torch.get_num_threads())
+    return out
