@@ -122,7 +122,7 @@ class TeacherConfig:
             base_url=base_url,
             max_attempts=settings.GEMINI_MAX_ATTEMPTS,
             timeout_s=settings.GEMINI_TIMEOUT_S,
-            initial_delay_s=getattr(settings, "GEMINI_RETRY_INITIAL_DELAY_S", 1.0),
+            initial_delay_s=settings.GEMINI_RETRY_INITIAL_DELAY_S,
             price_in_per_m=settings.GEMINI_PRICE_IN_PER_M,
             price_out_per_m=settings.GEMINI_PRICE_OUT_PER_M,
         )
