@@ -212,6 +212,11 @@ class DatasetVersionQuerySet(models.QuerySet):
         _refuse_if_frozen(self.filter(status=DatasetVersion.Status.FROZEN).exists())
         return super().delete()
 
+    def bulk_update(self, objs, *args, **kwargs):
+        objs = list(objs)
+        _refuse_if_frozen(self.filter(pk__in=[o.pk for o in objs], status=DatasetVersion.Status.FROZEN).exists())
+        return super().bulk_update(objs, *args, **kwargs)
+
 
 def _refuse_if_frozen(frozen: bool) -> None:
     if frozen:
@@ -273,6 +278,13 @@ class DatasetItemQuerySet(models.QuerySet):
         version_ids = {o.version_id for o in objs}
         _refuse_if_frozen(DatasetVersion.objects.filter(pk__in=version_ids, status=DatasetVersion.Status.FROZEN).exists())
         return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, *args, **kwargs):
+        # Checked before Django opens its atomic block, so the refusal leaves the caller's transaction usable.
+        objs = list(objs)
+        version_ids = {o.version_id for o in objs}
+        _refuse_if_frozen(DatasetVersion.objects.filter(pk__in=version_ids, status=DatasetVersion.Status.FROZEN).exists())
+        return super().bulk_update(objs, *args, **kwargs)
 
 
 class DatasetItem(models.Model):

@@ -20,8 +20,12 @@ BIO_RULE = (
     "character span (counted as 'widened'; the JSONL keeps the exact offsets). A token that overlaps "
     "two spans starts the second one (B-BRAND) if it was not started yet, else continues the latest "
     "started one; a span left with no token of its own (it lies inside a token already given to the "
-    "previous span) cannot be represented and is counted as 'lost'. Tokens with empty offsets "
-    "(special tokens) are dropped. The 5th CoNLL column is the category of the token's span ('-' for O)."
+    "previous span) cannot be represented and is counted as 'lost'. Token offsets are first trimmed of "
+    "surrounding whitespace (byte-level BPE tokens such as 'Ġtheordinary' carry their leading space), so "
+    "decoded spans never start with a space; a whitespace-only token gets empty offsets, and I-BRAND "
+    "when it lies inside the span being tagged (so a span's tags stay contiguous), else O. Every "
+    "token of tokenizer(text, add_special_tokens=False) is listed, in order, so line i of a post is "
+    "input id i. The 5th CoNLL column is the category of the token's span ('-' for O)."
 )
 OUTSIDE, BEGIN, INSIDE = "O", "B-BRAND", "I-BRAND"
 
@@ -60,36 +64,53 @@ def _tokenize(tokenizer, texts: Sequence[str]) -> list[tuple[list[str], list[tup
     ]
 
 
-def tag_tokens(tokens: list[str], offsets: list[tuple[int, int]], spans: Iterable[Mapping]) -> BioExample:
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else (start, start)
+
+
+def tag_tokens(text: str, tokens: list[str], offsets: list[tuple[int, int]], spans: Iterable[Mapping]) -> BioExample:
     spans = sorted(spans, key=lambda s: (s["start"], s["end"]))
-    kept = [(t, (s, e)) for t, (s, e) in zip(tokens, offsets) if e > s]
+    trimmed = [_trim(text, s, e) for s, e in offsets]
     first: dict[int, int] = {}  # span index -> first token index
     last: dict[int, int] = {}
     tags: list[str] = []
     cats: list[str | None] = []
-    for ti, (_, (ts, te)) in enumerate(kept):
+    current: int | None = None  # the span the previous token belonged to
+    for ti, ((ts, te), (os_, oe)) in enumerate(zip(trimmed, offsets)):
+        if te == ts:
+            # Whitespace-only (or special) token: I inside the open span, so a span's tags stay contiguous.
+            inside = current is not None and spans[current]["start"] <= os_ and oe < spans[current]["end"]
+            tags.append(INSIDE if inside else OUTSIDE)
+            cats.append(spans[current].get("category") or None if inside else None)
+            if not inside:
+                current = None
+            continue
         overlapping = [k for k, sp in enumerate(spans) if ts < sp["end"] and sp["start"] < te]
         new = [k for k in overlapping if k not in first]
         if new:
-            k = new[0]
-            first[k] = last[k] = ti
+            current = new[0]
+            first[current] = last[current] = ti
             tags.append(BEGIN)
         elif overlapping:
-            k = max(overlapping, key=lambda j: first[j])
-            last[k] = ti
+            current = max(overlapping, key=lambda j: first[j])
+            last[current] = ti
             tags.append(INSIDE)
         else:
+            current = None
             tags.append(OUTSIDE)
             cats.append(None)
             continue
-        cats.append(spans[k].get("category") or None)
-    example = BioExample(tokens=[t for t, _ in kept], offsets=[o for _, o in kept], tags=tags, categories=cats,
-                         spans=len(spans))
+        cats.append(spans[current].get("category") or None)
+    example = BioExample(tokens=list(tokens), offsets=trimmed, tags=tags, categories=cats, spans=len(spans))
     for k, sp in enumerate(spans):
         if k not in first:
             example.lost += 1
             example.lost_spans.append((sp["start"], sp["end"]))
-        elif example.offsets[first[k]][0] != sp["start"] or example.offsets[last[k]][1] != sp["end"]:
+        elif trimmed[first[k]][0] != sp["start"] or trimmed[last[k]][1] != sp["end"]:
             example.widened += 1
     return example
 
@@ -99,8 +120,8 @@ def bio_encode(text: str, spans: Iterable[Mapping], tokenizer) -> BioExample:
 
 
 def bio_encode_batch(texts: Sequence[str], spans_list: Sequence[Iterable[Mapping]], tokenizer) -> list[BioExample]:
-    return [tag_tokens(tokens, offsets, spans)
-            for (tokens, offsets), spans in zip(_tokenize(tokenizer, texts), spans_list)]
+    return [tag_tokens(text, tokens, offsets, spans)
+            for text, (tokens, offsets), spans in zip(texts, _tokenize(tokenizer, texts), spans_list)]
 
 
 def bio_decode(offsets: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[tuple[int, int]]:
@@ -108,6 +129,8 @@ def bio_decode(offsets: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[
     out: list[tuple[int, int]] = []
     current: list[int] | None = None
     for (s, e), tag in zip(offsets, tags):
+        if s == e and tag != BEGIN:
+            continue  # whitespace-only token: it neither extends nor ends a span
         if tag.startswith("B-") or (tag.startswith("I-") and current is None):
             if current:
                 out.append(tuple(current))
