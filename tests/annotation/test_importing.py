@@ -1,0 +1,144 @@
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from annotation.models import Annotation, ImportBatch, Post, Span
+from annotation.services.importing import import_file
+
+DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
+
+
+def _write(tmp_path: Path, name: str, lines: list[str]) -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.django_db
+def test_gold_seed_imports_its_posts_with_spans_and_a_rerun_changes_nothing(kb, capsys):
+    call_command("import_posts", str(DEMO / "gold_seed.jsonl"))
+    # 600 lines, 599 distinct texts: two tweet ids carry the same retweeted words (wnut-train-828/-1189).
+    assert "599 posts created, 1 already present" in capsys.readouterr().out
+    assert Post.objects.count() == 599
+    assert Annotation.objects.filter(is_gold=True).count() == 599
+    gold_mentions = sum(len(json.loads(line)["brands"]) for line in (DEMO / "gold_seed.jsonl").open())
+    assert Span.objects.count() == gold_mentions == 577
+    # Spans link to the KB where the labeller's brand is in it, and keep the name when it is not.
+    assert Span.objects.filter(brand__isnull=False).count() > 250
+    assert Span.objects.filter(brand__isnull=True).exclude(brand_text="").exists()
+    for span in Span.objects.select_related("annotation__post")[:200]:
+        assert span.annotation.post.text[span.start:span.end] == span.text
+
+    call_command("import_brands", str(DEMO / "kb_brands.csv"))
+    call_command("import_posts", str(DEMO / "gold_seed.jsonl"))
+    assert (Post.objects.count(), Annotation.objects.count(), Span.objects.count()) == (599, 599, 577)
+    assert "0 posts created, 600 already present" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_bad_lines_are_reported_by_number_and_good_lines_land(kb, tmp_path):
+    good = {"id": "ok", "platform": "tiktok", "text": "my SK2 essence > la mer tbh"}
+    lines = [
+        json.dumps(good),
+        "{not json",  # 2
+        json.dumps({"id": "x", "text": ""}),  # 3: missing text
+        json.dumps({**good, "text": "second good 💄 la mer", "brands": [{"start": 14, "end": 20, "text": "la mer"}]}),
+        json.dumps({"text": "short", "brands": [{"start": 2, "end": 99, "text": "x"}]}),  # 5: outside the text
+        json.dumps({"text": "Dior and Chanel", "brands": [{"start": 0, "end": 4, "text": "Chanel"}]}),  # 6: mismatch
+        "",
+        json.dumps({"text": "third good post", "posted_at": "2026-04-01T10:00:00Z"}),
+    ]
+    batch = import_file(path=_write(tmp_path, "mixed.jsonl", lines))
+    assert [e["line"] for e in batch.errors] == [2, 3, 5, 6]
+    assert "invalid JSON" in batch.errors[0]["error"]
+    assert "does not match the offsets" in batch.errors[3]["error"]
+    assert (batch.posts_created, batch.error_count, batch.gold_created, batch.status) == (3, 4, 1, "done")
+    span = Span.objects.get()
+    assert (span.start, span.end, span.text, span.brand.canonical_name) == (14, 20, "la mer", "La Mer")
+    assert span.category.slug == "skincare"  # from the KB when the row gives none
+
+
+@pytest.mark.django_db
+def test_emoji_and_cjk_offsets_round_trip(kb, tmp_path):
+    text = "👩🏻‍🦰✨ 我爱雅诗兰黛 and #SK2 💯"
+    start = text.index("雅诗兰黛")
+    row = {"text": text, "is_beauty": True, "brands": [
+        {"start": start, "end": start + 4, "text": "雅诗兰黛", "brand": "Estée Lauder", "category": "skincare"},
+        {"start": text.index("SK2"), "end": text.index("SK2") + 3, "text": "SK2", "brand": "SK-II"},
+    ]}
+    import_file(path=_write(tmp_path, "cjk.jsonl", [json.dumps(row, ensure_ascii=False)]))
+    post = Post.objects.get()
+    assert post.text == text
+    spans = list(Span.objects.order_by("start"))
+    assert [(post.text[s.start:s.end], s.brand.canonical_name) for s in spans] == [
+        ("雅诗兰黛", "Estée Lauder"), ("SK2", "SK-II")]
+
+
+@pytest.mark.django_db
+def test_csv_import_with_optional_columns_and_bad_rows(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text(
+        "id,platform,posted_at,author,url,text\n"
+        "a1,instagram,2026-04-01T10:00:00Z,@me,https://example.com/p/1,\"multi\nline #lancome post\"\n"
+        "a2,instagram,not-a-date,,,dated badly\n"
+        "a3,,,,,\n"
+        "a4,tiktok,,,,\"my SK2 essence > la mer tbh\"\n",
+        encoding="utf-8",
+    )
+    batch = import_file(path=path)
+    assert [(e["line"], e["error"].split(" ")[0]) for e in batch.errors] == [(4, "posted_at"), (5, "missing")]
+    assert batch.posts_created == 2
+    post = Post.objects.get(external_id="a1")
+    assert (post.platform, post.author, post.text) == ("instagram", "@me", "multi\nline #lancome post")
+    assert post.posted_at.isoformat() == "2026-04-01T10:00:00+00:00"
+
+
+@pytest.mark.django_db
+def test_csv_without_text_column_is_refused_clearly(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text("id,body\n1,hello\n", encoding="utf-8")
+    batch = import_file(path=path)
+    assert batch.errors == [{"line": 1, "error": "CSV header must have a 'text' column"}]
+    assert Post.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_reimport_deduplicates_by_content_not_by_id(tmp_path):
+    rows = [json.dumps({"id": "1", "text": "same words"}), json.dumps({"id": "2", "text": "same words"})]
+    batch = import_file(path=_write(tmp_path, "dupes.jsonl", rows))
+    assert (batch.posts_created, batch.posts_duplicate) == (1, 1)
+    assert ImportBatch.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_import_command_exits_nonzero_for_missing_file():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("import_posts", "/nonexistent/file.jsonl")
+
+
+@pytest.mark.django_db
+def test_brand_import_is_idempotent_and_reports_bad_rows(tmp_path):
+    from kb.models import Brand, BrandAlias
+    from kb.services import brands_import_csv
+
+    csv_text = (
+        "canonical_name,aliases,alias_origin,category\n"
+        "SK-II,SKII|SK2,derived|manual,skincare\n"
+        "La Mer,LaMer,derived,skincare\n"
+        ",x,,skincare\n"
+        "Nope,,,perfumes\n"
+        "Other,SK2,manual,skincare\n"
+    )
+    import io
+
+    first = brands_import_csv(stream=io.StringIO(csv_text))
+    assert (first.brands_created, [e["line"] for e in first.errors]) == (3, [4, 5, 6])
+    assert "already names 'SK-II'" in first.errors[2]["error"]
+    counts = (Brand.objects.count(), BrandAlias.objects.count())
+    second = brands_import_csv(stream=io.StringIO(csv_text))
+    assert (second.brands_created, second.aliases_created) == (0, 0)
+    assert (Brand.objects.count(), BrandAlias.objects.count()) == counts
