@@ -64,3 +64,37 @@ def trained_student(out_dir: Path, backbone: str, rows: list[dict], *, epochs: f
     examples = gold_examples(rows)
     train_student(cfg, examples, examples[:8], kb_index(), out_dir)
     return out_dir
+
+
+def tag_logits(predictor, texts: list[str]) -> list[list[list[float]]]:
+    """Per-token BIO logits of a StudentPredictor (fp or exported): the finest thing two models can agree on."""
+    from modeling.student.model import unwrap
+    from modeling.student.pipeline import collate
+
+    student = unwrap(predictor.model)
+    encs = [predictor.featurizer.encode(t) for t in texts]
+    batch = collate(predictor.featurizer, encs)
+    with torch.no_grad():
+        out = student.post_outputs(student.encode(batch), batch["post_mask"])
+    return [out["tag_logits"][i, : len(e.input_ids)].tolist() for i, e in enumerate(encs)]
+
+
+# Run by the fresh-process reload test: python -c RELOAD_SCRIPT EXPORT_DIR TEXTS_JSON → JSON on stdout.
+RELOAD_SCRIPT = r"""
+import json, os, sys
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beautybrain_app.settings")
+django.setup()
+import torch
+torch.set_num_threads(1)
+from modeling.export import load_exported
+from tests.modeling.export_factories import tag_logits
+predictor = load_exported(sys.argv[1])
+texts = json.loads(open(sys.argv[2]).read())
+backbone = predictor.model.backbone
+quantised = sorted({type(m).__name__ for m in backbone.modules() if hasattr(m, "weight_packed")
+                    or type(m).__module__.startswith("torch.ao.nn.quantized")})
+packed = [n for n, _ in backbone.named_parameters() if n.endswith("weight_packed")]
+print(json.dumps({"logits": tag_logits(predictor, texts), "predictions": predictor.predict(texts),
+                  "packed_params": packed, "quantised_modules": quantised}))
+"""
