@@ -198,6 +198,11 @@ TORCH_THREADS = env.int("TORCH_THREADS", default=len(os.sched_getaffinity(0)))
 TORCH_DEVICE = env.str("TORCH_DEVICE", default="cpu")
 MODELS_DIR = Path(env.str("MODELS_DIR", default=str(VAR_DIR / "models")))
 STUDENT_HOURLY_PRICE_USD = env.float("STUDENT_HOURLY_PRICE_USD", default=0.10)
+# Export (modeling/export.py): quantise each generation after its evaluation; an export losing more
+# than EXPORT_MAX_SPAN_F1_DROP span F1 (0..1 scale) on the test split is kept for audit, never served.
+EXPORT_AFTER_TRAINING = env.bool("EXPORT_AFTER_TRAINING", default=True)
+EXPORT_MAX_SPAN_F1_DROP = env.float("EXPORT_MAX_SPAN_F1_DROP", default=0.03)
+EXPORT_CALIBRATION_SAMPLES = env.int("EXPORT_CALIBRATION_SAMPLES", default=128)  # AWQ: train texts used
 
 # --- Datasets ----------------------------------------------------------------------------
 DATASET_SPLIT_RATIOS = {
