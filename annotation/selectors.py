@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from annotation.models import Annotation, ImportBatch, Post, Prediction
+from annotation.models import Annotation, ImportBatch, Post, Prediction, Span
 
 
 def home_stats_for(user, roles: set[str]) -> dict:
@@ -32,3 +32,182 @@ def home_stats_for(user, roles: set[str]) -> dict:
 
 def import_batches_recent(*, limit: int = 20):
     return ImportBatch.objects.select_related("created_by").order_by("-created_at")[:limit]
+
+
+# --- span editor, review, agreement, progress --------------------------------------------------
+
+def editor_state(*, annotation: Annotation) -> dict:
+    """What the editor's side panel shows: the annotation's spans, the suggestions of each source
+    (newest prediction per source, each marked accepted / rejected / open), and the categories.
+    Three queries whatever the size of the post."""
+    from kb.models import Category
+
+    spans = list(annotation.spans.select_related("brand", "category"))
+    for s in spans:
+        s.source = s.suggested_by.split(":", 1)[0]
+    categories = list(Category.objects.all())
+    by_slug = {c.slug: c for c in categories}
+    have = {(s.start, s.end) for s in spans}
+    sources = []
+    seen: set[str] = set()
+    for p in annotation.post.predictions.filter(status=Prediction.Status.OK).order_by("source", "-created_at", "-pk"):
+        if p.source in seen:
+            continue
+        seen.add(p.source)
+        items = []
+        for s in p.spans:
+            key = f"{p.source}:{s['start']}:{s['end']}"
+            state = "accepted" if (s["start"], s["end"]) in have else "rejected" if key in annotation.dismissed else "open"
+            items.append({**s, "key": key, "state": state, "category_obj": by_slug.get(s.get("category") or "")})
+        sources.append({
+            "prediction": p, "source": p.source, "items": items,
+            "open": sum(i["state"] == "open" for i in items),
+        })
+    return {"spans": spans, "sources": sources, "categories": categories}
+
+
+def my_history(*, user, limit: int = 200) -> list[int]:
+    """Post ids this annotator has worked on, oldest first (previous/next post in the editor)."""
+    ids = (Annotation.objects.filter(annotator=user, is_gold=False).order_by("-created_at", "-pk")
+           .values_list("post_id", flat=True)[:limit])
+    return list(reversed(ids))
+
+
+def review_queue(*, limit: int = 50, offset: int = 0) -> tuple[list[Post], int]:
+    """Posts with submitted annotations and no gold yet, oldest submission first. Two queries."""
+    waiting = (
+        Post.objects.filter(annotations__status=Annotation.Status.SUBMITTED, annotations__is_gold=False)
+        .exclude(annotations__is_gold=True)
+        .annotate(submitted=Count("annotations", filter=Q(annotations__status=Annotation.Status.SUBMITTED)),
+                  first_submitted=Min("annotations__submitted_at"))
+    )
+    total = waiting.count()
+    posts = list(waiting.order_by("first_submitted", "id")[offset : offset + limit])
+    return posts, total
+
+
+def review_state(*, post: Post) -> dict:
+    """Every annotator's submitted work and every source's suggestions on one post, with the spans that
+    not all of them share marked as differences. Constant queries."""
+    annotations = list(
+        post.annotations.filter(is_gold=False).exclude(status=Annotation.Status.DRAFT)
+        .select_related("annotator").prefetch_related("spans__brand", "spans__category")
+        .order_by("submitted_at", "pk")
+    )
+    gold = post.annotations.filter(is_gold=True).prefetch_related("spans__brand", "spans__category").first()
+    predictions = []
+    seen: set[str] = set()
+    for p in post.predictions.filter(status=Prediction.Status.OK).order_by("source", "-created_at", "-pk"):
+        if p.source not in seen:
+            seen.add(p.source)
+            predictions.append(p)
+
+    def key(s) -> tuple:
+        return (s.start, s.end, s.brand_id or normalize_brand(s.brand_text or s.text), s.category_id)
+
+    keyed = [{key(s) for s in a.spans.all()} for a in annotations]
+    common = set.intersection(*keyed) if keyed else set()
+    columns = []
+    for a, keys in zip(annotations, keyed):
+        columns.append({
+            "annotation": a,
+            "spans": [{"span": s, "differs": key(s) not in common, "id": s.pk} for s in a.spans.all()],
+        })
+    return {"columns": columns, "predictions": predictions, "gold": gold}
+
+
+def normalize_brand(text: str) -> str:
+    from kb.linking import normalize
+
+    return normalize(text)
+
+
+def agreement_report() -> dict:
+    """Agreement between annotators over posts that two or more of them submitted. Two queries."""
+    from annotation.agreement import agreement
+
+    done = Annotation.objects.filter(is_gold=False, status__in=[
+        Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED, Annotation.Status.REJECTED])
+    multi = done.values("post_id").annotate(n=Count("pk")).filter(n__gte=2).values("post_id")
+    rows = list(done.filter(post_id__in=multi).values_list("pk", "post_id", "annotator__username", "is_beauty"))
+    spans: dict[int, set] = {pk: set() for pk, *_ in rows}
+    for ann, start, end in Span.objects.filter(annotation_id__in=spans.keys()).values_list("annotation_id", "start", "end"):
+        spans[ann].add((start, end))
+    return agreement([
+        {"post": post, "annotator": name, "is_beauty": beauty, "spans": spans[pk]} for pk, post, name, beauty in rows
+    ])
+
+
+def progress_report(*, today=None) -> dict:
+    """Per annotator and overall: done today, queue left, median seconds per post, share of spans that
+    are suggestions taken unchanged. Four queries whatever the number of annotators."""
+    from statistics import median
+
+    now = timezone.now()
+    start_of_day = today or now.replace(hour=0, minute=0, second=0, microsecond=0)
+    open_posts = Post.objects.exclude(annotations__is_gold=True).count()
+    submitted = Annotation.objects.filter(is_gold=False, submitted_at__isnull=False)
+    per: dict[str, dict] = {}
+    rows = submitted.values_list("annotator__username", "submitted_at", "active_seconds", "suggestions_accepted", "pk")
+    ann_user: dict[int, str] = {}
+    for name, at, seconds, kept, pk in rows:
+        p = per.setdefault(name, {"name": name, "done_today": 0, "done": 0, "seconds": [], "kept": 0, "spans": 0})
+        p["done"] += 1
+        p["done_today"] += at >= start_of_day
+        p["seconds"].append(seconds)
+        p["kept"] += kept
+        ann_user[pk] = name
+    for ann_id, n in Span.objects.filter(annotation__in=submitted).values_list("annotation_id").annotate(n=Count("pk")):
+        per[ann_user[ann_id]]["spans"] += n
+    touched = dict(
+        Annotation.objects.filter(is_gold=False).exclude(post__annotations__is_gold=True)
+        .values_list("annotator__username").annotate(n=Count("post", distinct=True))
+    )
+
+    def finish(p: dict) -> dict:
+        p["median_seconds"] = median(p["seconds"]) if p["seconds"] else None
+        p["kept_share"] = p["kept"] / p["spans"] if p["spans"] else None
+        return p
+
+    annotators = [finish(p) for p in sorted(per.values(), key=lambda p: p["name"])]
+    for p in annotators:
+        p["queue_left"] = max(0, open_posts - touched.get(p["name"], 0))
+    overall = finish({
+        "name": "all", "done_today": sum(p["done_today"] for p in annotators), "done": sum(p["done"] for p in annotators),
+        "seconds": [s for p in annotators for s in p["seconds"]], "kept": sum(p["kept"] for p in annotators),
+        "spans": sum(p["spans"] for p in annotators),
+    })
+    overall["queue_left"] = open_posts
+    return {"annotators": annotators, "overall": overall}
+
+
+def brand_candidates(*, limit: int = 200) -> list[dict]:
+    """Unlinked mentions (spans without a KB brand) grouped by normalised form, most frequent first:
+    the admins' list of brands the KB is missing. Two queries."""
+    from collections import Counter
+
+    from kb.linking import normalize
+    from kb.models import Category
+
+    groups: dict[str, dict] = {}
+    rows = Span.objects.filter(brand__isnull=True).values_list("text", "brand_text", "category__slug", "annotation__post_id")
+    for text, brand_text, category, post_id in rows:
+        key = normalize(brand_text or text)
+        if not key:
+            continue
+        g = groups.setdefault(key, {"normalized": key, "count": 0, "forms": Counter(), "categories": Counter(), "posts": set()})
+        g["count"] += 1
+        g["forms"][brand_text or text] += 1
+        if category:
+            g["categories"][category] += 1
+        g["posts"].add(post_id)
+    categories = {c.slug: c for c in Category.objects.all()}
+    out = []
+    for g in sorted(groups.values(), key=lambda g: (-g["count"], g["normalized"]))[:limit]:
+        slug = g["categories"].most_common(1)[0][0] if g["categories"] else "other"
+        out.append({
+            "normalized": g["normalized"], "count": g["count"], "posts": len(g["posts"]),
+            "name": g["forms"].most_common(1)[0][0], "forms": [f for f, _ in g["forms"].most_common(5)],
+            "category": categories.get(slug),
+        })
+    return out

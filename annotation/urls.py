@@ -1,6 +1,7 @@
 from django.urls import path
 
 from annotation import views
+from annotation import views_editor as editor
 from annotation import views_reports
 from annotation import views_datasets
 
@@ -8,6 +9,19 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("import/", views.import_upload, name="import_upload"),
     path("import/<int:pk>/", views.import_detail, name="import_detail"),
+    path("queue/", editor.queue, name="queue"),
+    path("queue/skip/<int:post_id>/", editor.queue_skip, name="queue_skip"),
+    path("annotate/<int:post_id>/", editor.editor, name="editor"),
+    path("annotate/<int:post_id>/change/", editor.editor_change, name="editor_change"),
+    path("annotate/<int:post_id>/undo/", editor.editor_undo, name="editor_undo"),
+    path("annotate/<int:post_id>/submit/", editor.editor_submit, name="editor_submit"),
+    path("annotate/help/", editor.editor_help, name="editor_help"),
+    path("review/", editor.review_list, name="review_list"),
+    path("review/<int:post_id>/", editor.review_detail, name="review_detail"),
+    path("review/<int:post_id>/accept/<int:annotation_id>/", editor.review_accept, name="review_accept"),
+    path("review/<int:post_id>/merge/", editor.review_merge, name="review_merge"),
+    path("agreement/", editor.agreement, name="agreement"),
+    path("progress/", editor.progress, name="progress"),
     path("reports/", views_reports.reports, name="reports"),
     path("reports/<slug:kind>.csv", views_reports.reports_export, name="reports_export"),
     path("datasets/", views_datasets.dataset_list, name="dataset_list"),

@@ -1,0 +1,385 @@
+"""Writes of the span editor. Every change names the annotation version it was made on; a change made
+on a stale version raises `EditConflict` and changes nothing, so a second tab never overwrites work.
+
+A change is a small dict (`{"op": "add", "start": 3, "end": 6, ...}`); applying it records its inverse
+in `Annotation.undo_log`, so undo is just another change. Offsets are Python code-point offsets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.models import Annotation, Post, Prediction, Span
+from annotation.services.queue import assignment_complete
+from kb.linking import get_index, normalize
+from kb.models import Brand, Category
+
+UNDO_DEPTH = 50
+OPS = ("add", "delete", "update", "flag", "dismiss", "undismiss", "accept", "accept_all", "batch")
+
+
+class EditError(ValueError):
+    """A change that cannot apply (bad offsets, an overlap, an unknown brand...)."""
+
+
+class EditConflict(Exception):
+    """The annotation changed since the editor loaded it (another tab, another device)."""
+
+    def __init__(self, annotation: Annotation, op: dict):
+        self.annotation, self.op = annotation, op
+        super().__init__(f"annotation {annotation.pk} is at version {annotation.version}")
+
+
+@dataclass
+class Applied:
+    annotation: Annotation
+    message: str = ""
+    inverse: list[dict] = field(default_factory=list)
+
+
+def annotation_for_editing(*, user, post: Post) -> Annotation:
+    """The annotator's own working copy of the post (never anyone else's)."""
+    annotation = Annotation.objects.filter(post=post, annotator=user, is_gold=False).first()
+    if annotation is None:
+        try:
+            with transaction.atomic():
+                annotation = Annotation.objects.create(post=post, annotator=user)
+        except IntegrityError:  # two tabs opened the post at once
+            annotation = Annotation.objects.get(post=post, annotator=user, is_gold=False)
+    return annotation
+
+
+def is_read_only(annotation: Annotation) -> bool:
+    return not annotation.is_gold and annotation.status in (Annotation.Status.ACCEPTED, Annotation.Status.REJECTED)
+
+
+# --- applying changes -------------------------------------------------------------------------
+
+@transaction.atomic
+def annotation_change(
+    *, annotation: Annotation, version: int, op: dict, active_seconds: float = 0.0, record_undo: bool = True
+) -> Applied:
+    """Apply one change made on `version`. Raises EditConflict (stale version) or EditError."""
+    if annotation.version != version:
+        raise EditConflict(annotation, op)
+    if is_read_only(annotation):
+        raise EditError("This annotation has been reviewed and can no longer change.")
+    before = (annotation.is_beauty, annotation.no_brands, annotation.dismissed)
+    try:
+        inverse, message = _apply(annotation, op)
+    except EditError:
+        # The transaction rolls the rows back; put the in-memory copy back too.
+        annotation.is_beauty, annotation.no_brands, annotation.dismissed = before
+        raise
+    log = list(annotation.undo_log)
+    if record_undo and inverse:
+        log = (log + [{"inverse": inverse, "label": message}])[-UNDO_DEPTH:]
+    _bump(annotation, version, active_seconds, undo_log=log)
+    return Applied(annotation, message, inverse)
+
+
+@transaction.atomic
+def annotation_undo(*, annotation: Annotation, version: int, active_seconds: float = 0.0) -> Applied:
+    if annotation.version != version:
+        raise EditConflict(annotation, {"op": "undo"})
+    if is_read_only(annotation):
+        raise EditError("This annotation has been reviewed and can no longer change.")
+    log = list(annotation.undo_log)
+    if not log:
+        raise EditError("Nothing to undo.")
+    entry = log.pop()
+    for inverse_op in entry["inverse"]:
+        _apply(annotation, inverse_op)
+    _bump(annotation, version, active_seconds, undo_log=log)
+    return Applied(annotation, f"Undid: {entry['label']}")
+
+
+def _bump(annotation: Annotation, version: int, active_seconds: float, *, undo_log: list) -> None:
+    """The optimistic lock: the row moves to version+1 only if nobody moved it since `version`."""
+    active = max(0.0, min(float(active_seconds or 0), 600.0))  # one request never claims more than 10 min
+    now = timezone.now()
+    updated = Annotation.objects.filter(pk=annotation.pk, version=version).update(
+        version=F("version") + 1, undo_log=undo_log, dismissed=annotation.dismissed,
+        is_beauty=annotation.is_beauty, no_brands=annotation.no_brands,
+        active_seconds=F("active_seconds") + active, updated_at=now,
+    )
+    if not updated:
+        fresh = Annotation.objects.get(pk=annotation.pk)
+        raise EditConflict(fresh, {})
+    annotation.version = version + 1
+    annotation.undo_log = undo_log
+    annotation.active_seconds += active
+    annotation.updated_at = now
+
+
+def _apply(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+    kind = op.get("op")
+    if kind not in OPS:
+        raise EditError(f"Unknown change {kind!r}.")
+    return globals()[f"_op_{kind}"](annotation, op)
+
+
+def _int(op: dict, key: str) -> int:
+    try:
+        return int(op[key])
+    except (KeyError, TypeError, ValueError):
+        raise EditError(f"{key} must be a whole number.") from None
+
+
+def _span_dict(span: Span) -> dict:
+    return {"op": "add", "start": span.start, "end": span.end, "brand_id": span.brand_id, "brand_text": span.brand_text,
+            "category_id": span.category_id, "suggested_by": span.suggested_by, "link": False}
+
+
+def _category_id(op: dict) -> int | None:
+    if op.get("category_id") not in (None, ""):
+        return int(op["category_id"])
+    if op.get("category"):
+        cat = Category.objects.filter(slug=op["category"]).values_list("pk", flat=True).first()
+        if cat is None:
+            raise EditError(f"Unknown category {op['category']!r}.")
+        return cat
+    return None
+
+
+def _op_add(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+    text = annotation.post.text
+    start, end = _int(op, "start"), _int(op, "end")
+    if not 0 <= start < end <= len(text):
+        raise EditError(f"A span must lie inside the text (0–{len(text)}), got {start}–{end}.")
+    # Whitespace at the edges is never part of a mention (a drag often grabs the next space).
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if start == end:
+        raise EditError("Select some text, not only spaces.")
+    overlapping = list(annotation.spans.filter(start__lt=end, end__gt=start))
+    if overlapping and not op.get("replace"):
+        other = overlapping[0]
+        raise EditError(f"“{text[start:end]}” overlaps “{other.text}”; delete that span first.")
+    inverse = [_span_dict(s) for s in overlapping]
+    for s in overlapping:
+        s.delete()
+    brand_id = op.get("brand_id") or None
+    category_id = _category_id(op)
+    brand_text = (op.get("brand_text") or "")[:200]
+    if brand_id is None and not brand_text and op.get("link", True):
+        link = get_index().resolve(text[start:end], context=text)
+        if link.brand is not None:
+            brand_id = link.brand.brand_id
+            if category_id is None:
+                category_id = Category.objects.filter(slug=link.brand.category).values_list("pk", flat=True).first()
+    if brand_id is not None and category_id is None:
+        category_id = Brand.objects.filter(pk=brand_id).values_list("category_id", flat=True).first()
+    span = Span.objects.create(
+        annotation=annotation, start=start, end=end, text=text[start:end][:500], brand_id=brand_id,
+        brand_text=brand_text, category_id=category_id, suggested_by=(op.get("suggested_by") or "")[:140],
+    )
+    if annotation.no_brands:
+        annotation.no_brands = False
+    return [{"op": "delete", "start": span.start, "end": span.end}] + inverse, f"added “{span.text}”"
+
+
+def _op_delete(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+    span = annotation.spans.filter(start=_int(op, "start"), end=_int(op, "end")).first()
+    if span is None:
+        raise EditError("That span is already gone.")
+    inverse = [_span_dict(span)]
+    span.delete()
+    return inverse, f"deleted “{span.text}”"
+
+
+def _op_update(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+    span = annotation.spans.filter(start=_int(op, "start"), end=_int(op, "end")).first()
+    if span is None:
+        raise EditError("That span no longer exists.")
+    before = {"op": "update", "start": span.start, "end": span.end}
+    changed = []
+    if "category_id" in op or "category" in op:
+        before["category_id"] = span.category_id
+        span.category_id = _category_id(op)
+        changed.append("category_id")
+    if "brand_id" in op or "brand_text" in op:
+        before["brand_id"], before["brand_text"] = span.brand_id, span.brand_text
+        span.brand_id = int(op["brand_id"]) if op.get("brand_id") not in (None, "") else None
+        span.brand_text = (op.get("brand_text") or "")[:200] if span.brand_id is None else ""
+        changed += ["brand_id", "brand_text"]
+        if span.brand_id is not None and "category_id" not in changed and span.category_id is None:
+            span.category_id = Brand.objects.filter(pk=span.brand_id).values_list("category_id", flat=True).first()
+            before.setdefault("category_id", None)
+            changed.append("category_id")
+    if not changed:
+        raise EditError("Nothing to change.")
+    span.save(update_fields=changed)
+    return [before], f"changed “{span.text}”"
+
+
+def _op_flag(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+    before = {"op": "flag", "is_beauty": annotation.is_beauty, "no_brands": annotation.no_brands}
+    if "is_beauty" in op:
+        annotation.is_beauty = op["is_beauty"] if op["is_beauty"] in (True, False, None) else str(op["is_beauty"]) == "true"
+    if "no_brands" in op:
+        annotation.no_brands = op["no_brands"] in (True, "true", "1", 1)
+    if annotation.no_brands and annotation.spans.exists():
+        raise EditError("Delete the spans before marking the post as having no brands.")
+    return [before], "changed the post flags"
+
+
+def _op_dismiss(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+    key = str(op.get("key", ""))
+    if key in annotation.dismissed:
+        return [], ""
+    annotation.dismissed = annotation.dismissed + [key]
+    return [{"op": "undismiss", "key": key}], "rejected a suggestion"
+
+
+def _op_undismiss(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+    key = str(op.get("key", ""))
+    annotation.dismissed = [k for k in annotation.dismissed if k != key]
+    return [{"op": "dismiss", "key": key}], "restored a suggestion"
+
+
+def _op_batch(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+    """Inverse of a multi-span change: applied in order."""
+    inverse: list[dict] = []
+    for sub in op.get("ops", []):
+        sub_inverse, _ = _apply(annotation, sub)
+        inverse = sub_inverse + inverse
+    return inverse, op.get("label", "changed several spans")
+
+
+def suggestions_for(post: Post) -> list[Prediction]:
+    return list(post.predictions.filter(status=Prediction.Status.OK).order_by("source", "-created_at"))
+
+
+def _suggestion(annotation: Annotation, source: str, start: int, end: int) -> tuple[Prediction, dict]:
+    for prediction in suggestions_for(annotation.post):
+        if prediction.source != source:
+            continue
+        for s in prediction.spans:
+            if s["start"] == start and s["end"] == end:
+                return prediction, s
+    raise EditError("That suggestion is no longer available.")
+
+
+def _suggestion_op(prediction: Prediction, s: dict) -> dict:
+    category = s.get("category") or None
+    brand_id = s.get("brand_id") or None
+    if brand_id is None and s.get("brand"):  # a canonical name the KB knows, e.g. from the teacher
+        entry = get_index().by_canonical.get(normalize(s["brand"]))
+        brand_id = entry.brand_id if entry else None
+    return {"op": "add", "start": s["start"], "end": s["end"], "brand_id": brand_id,
+            "brand_text": "" if brand_id else (s.get("brand") or ""), "category": category,
+            "suggested_by": f"{prediction.source}:{prediction.model_version}", "replace": True,
+            "link": not s.get("brand_id") and not s.get("brand")}
+
+
+def _op_accept(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+    prediction, s = _suggestion(annotation, str(op.get("source")), _int(op, "start"), _int(op, "end"))
+    inverse, _ = _op_add(annotation, _suggestion_op(prediction, s))
+    return inverse, f"accepted “{s.get('text', '')}” from the {prediction.source}"
+
+
+def _op_accept_all(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+    source = str(op.get("source"))
+    have = {(s.start, s.end) for s in annotation.spans.all()}
+    inverse: list[dict] = []
+    n = 0
+    for prediction in suggestions_for(annotation.post):
+        if prediction.source != source:
+            continue
+        for s in prediction.spans:
+            key = f"{source}:{s['start']}:{s['end']}"
+            if (s["start"], s["end"]) in have or key in annotation.dismissed:
+                continue
+            sub_inverse, _ = _op_add(annotation, _suggestion_op(prediction, s))
+            have.add((s["start"], s["end"]))
+            inverse = sub_inverse + inverse
+            n += 1
+        break  # the newest prediction of the source only
+    if not n:
+        raise EditError(f"No open suggestions from the {source}.")
+    return inverse, f"accepted {n} suggestion{'s' if n != 1 else ''} from the {source}"
+
+
+# --- submitting -------------------------------------------------------------------------------
+
+@transaction.atomic
+def annotation_submit(*, annotation: Annotation, version: int, active_seconds: float = 0.0) -> Annotation:
+    if annotation.version != version:
+        raise EditConflict(annotation, {"op": "submit"})
+    if is_read_only(annotation):
+        raise EditError("This annotation has been reviewed and can no longer change.")
+    spans = list(annotation.spans.all())
+    if annotation.is_beauty is None:
+        annotation.is_beauty = True
+    if not spans:
+        annotation.no_brands = True
+    annotation.suggestions_accepted = suggestions_kept(annotation, spans)
+    _bump(annotation, version, active_seconds, undo_log=annotation.undo_log)
+    now = timezone.now()
+    if not annotation.is_gold:
+        Annotation.objects.filter(pk=annotation.pk).update(
+            status=Annotation.Status.SUBMITTED, submitted_at=now, suggestions_accepted=annotation.suggestions_accepted
+        )
+        annotation.status, annotation.submitted_at = Annotation.Status.SUBMITTED, now
+        assignment_complete(user=annotation.annotator, post_id=annotation.post_id)
+    else:
+        Annotation.objects.filter(pk=annotation.pk).update(suggestions_accepted=annotation.suggestions_accepted)
+    return annotation
+
+
+def suggestions_kept(annotation: Annotation, spans: list[Span]) -> int:
+    """Spans that are exactly a suggestion: same boundaries, same brand, same category."""
+    cats = dict(Category.objects.values_list("slug", "pk"))
+    offered = set()
+    for prediction in suggestions_for(annotation.post):
+        for s in prediction.spans:
+            offered.add((s["start"], s["end"], s.get("brand_id") or None, cats.get(s.get("category"))))
+    return sum((s.start, s.end, s.brand_id, s.category_id) in offered for s in spans)
+
+
+# --- brand candidates (unlinked mentions) -----------------------------------------------------
+
+@transaction.atomic
+def spans_link_unlinked(*, normalized: str, brand: Brand) -> int:
+    """Link every unlinked span whose mention normalises to `normalized` (after an admin created the
+    brand or the alias)."""
+    ids = [
+        pk for pk, text, brand_text in Span.objects.filter(brand__isnull=True).values_list("pk", "text", "brand_text")
+        if normalize(brand_text or text) == normalized or normalize(text) == normalized
+    ]
+    return Span.objects.filter(pk__in=ids).update(brand=brand, brand_text="")
+
+
+class CandidateError(ValueError):
+    pass
+
+
+@transaction.atomic
+def brand_candidate_resolve(
+    *, normalized: str, written: str, action: str, category: Category | None = None, brand: Brand | None = None
+) -> tuple[Brand, int]:
+    """An admin's answer to an unlinked mention: create it as a new brand, or add it as an alias of an
+    existing one. Either way the unlinked spans with that form get linked. Returns (brand, spans linked)."""
+    from kb.services import AliasConflict, brand_alias_add, brand_upsert
+
+    if action == "create":
+        if category is None:
+            raise CandidateError("Pick a category for the new brand.")
+        brand, _ = brand_upsert(canonical_name=written.strip(), category=category, source="annotators")
+    elif action == "alias":
+        if brand is None:
+            raise CandidateError("Pick the brand this is another name of.")
+    else:
+        raise CandidateError(f"Unknown action {action!r}.")
+    try:
+        brand_alias_add(brand=brand, alias=written, origin="annotators")
+    except AliasConflict as exc:
+        raise CandidateError(str(exc)) from exc
+    return brand, spans_link_unlinked(normalized=normalized, brand=brand)
