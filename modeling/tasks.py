@@ -10,6 +10,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from modeling.services.prelabel import prelabel_chunk, prelabel_run_stop
+# Imported here so a prefork worker loads the SDK once, before forking, not in every child's first task.
+from modeling.teacher import client as _teacher_client  # noqa: F401
 
 
 def _label(run_id: int, post_ids: list[int]) -> dict:
@@ -35,3 +37,20 @@ def gazetteer_label_chunk(run_id: int, post_ids: list[int]) -> dict:
 @shared_task(name="modeling.tasks.student_label_chunk", acks_late=True)
 def student_label_chunk(run_id: int, post_ids: list[int]) -> dict:
     return _label(run_id, post_ids)
+
+
+@shared_task(name="modeling.tasks.gpu_train_generation", acks_late=True, reject_on_worker_lost=True)
+def gpu_train_generation(generation_id: int) -> str:
+    """Train, evaluate and record one generation. A worker killed mid-run leaves the message unacked, so
+    it is redelivered and the run resumes from the generation's last checkpoint."""
+    from modeling.services.generations import generation_train
+
+    return generation_train(generation_id=generation_id)
+
+
+@shared_task(name="modeling.tasks.gpu_export_generation", acks_late=True, reject_on_worker_lost=True)
+def gpu_export_generation(generation_id: int, fmt: str | None = None, force: bool = False) -> str:
+    """Quantise, evaluate and gate one generation; a redelivered message redoes an unfinished export."""
+    from modeling.services.export import generation_export
+
+    return generation_export(generation_id=generation_id, fmt=fmt, force=force)["state"]
