@@ -53,6 +53,13 @@ def default_format(backbone_config) -> str:
     return FORMAT_AWQ if getattr(backbone_config, "model_type", "") in DECODER_MODEL_TYPES else FORMAT_INT8
 
 
+def format_for(backbone: str | Path) -> str:
+    """The export format a backbone gets by default (reads only its config)."""
+    from transformers import AutoConfig
+
+    return default_format(AutoConfig.from_pretrained(str(backbone)))
+
+
 def dir_size(path: str | Path) -> int:
     path = Path(path)
     if path.is_file():

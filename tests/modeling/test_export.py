@@ -163,3 +163,112 @@ def test_int8_export_of_the_cpu_backbone_reloads_smaller_and_close(tmp_path):
     mask = enc["attention_mask"].bool()
     cosine = torch.nn.functional.cosine_similarity(a[mask], b[mask], dim=-1).mean()
     assert 0.9 < cosine < 0.9999  # quantised (not identical), still the same representation
+
+
+# -- the generation's export: service, command, task ----------------------------------------------
+
+def _frozen_version(test_rows: list[dict], train_rows: list[dict]):
+    from annotation.datasets import content_hash
+    from annotation.models import DatasetItem, DatasetVersion, Post
+
+    version = DatasetVersion.objects.create(number=1)
+    items = []
+    for split, rows in (("test", test_rows), ("train", train_rows)):
+        for i, row in enumerate(rows):
+            post = Post.objects.create(platform="reddit", external_id=f"{split}-{i}", text=row["text"],
+                                       content_hash=content_hash(f"{split}-{i}-{row['text']}"))
+            items.append(DatasetItem(version=version, post=post, split=split, text=row["text"],
+                                     is_beauty=row.get("is_beauty"), spans=row.get("brands") or []))
+    DatasetItem.objects.bulk_create(items)
+    DatasetVersion.objects.filter(pk=version.pk).update(status=DatasetVersion.Status.FROZEN)
+    version.refresh_from_db()
+    return version
+
+
+@pytest.fixture
+def ready_generation(db, qwen_student, tmp_path):
+    """A trained generation whose artifact is a copy of the tiny Qwen2 student (the export writes inside it)."""
+    from modeling.models import ModelGeneration
+
+    artifact = tmp_path / "gen-1"
+    shutil.copytree(qwen_student["artifact"], artifact)
+    rows = gold_rows()
+    version = _frozen_version(qwen_student["rows"], rows[TRAIN_ROWS:TRAIN_ROWS + 6])
+    config = json.loads((artifact / "config.json").read_text())
+    return ModelGeneration.objects.create(number=1, base_model=config["backbone"], dataset_version=version,
+                                          config=config, status=ModelGeneration.Status.READY,
+                                          artifact_path=str(artifact))
+
+
+@pytest.mark.slow
+def test_export_generation_command_records_figures_and_serving_uses_the_export(ready_generation, settings):
+    from django.core.management import call_command
+
+    from modeling.services.export import serving_export_dir, serving_predictor
+
+    settings.TORCH_THREADS = 1
+    call_command("export_generation", "1", "--sync")
+    ready_generation.refresh_from_db()
+    metrics = ready_generation.export_metrics
+    assert ready_generation.status == "ready"  # back from "exporting"
+    assert metrics["state"] == "passed" and metrics["format"] == "awq"
+    assert metrics["test_posts"] == TRAIN_ROWS and metrics["dataset_version"] == 1
+    assert metrics["size_after_bytes"] < metrics["size_before_bytes"]
+    for key in ("latency_p50_ms_before", "latency_p50_ms_after", "posts_per_s_before", "posts_per_s_after"):
+        assert metrics[key] > 0
+    assert metrics["before"]["span_f1"] > 0.2 and "span_f1" in metrics["deltas"]
+    assert metrics["calibration_samples"] == 6  # the version's own train texts
+    assert Path(ready_generation.export_path) == Path(ready_generation.artifact_path) / "export-awq"
+    assert serving_export_dir(ready_generation) == Path(ready_generation.export_path)
+    served = serving_predictor(ready_generation)
+    assert served.model.backbone.layers[0].self_attn.q_proj.weight_packed.dtype == torch.int32
+    assert len(served.predict(["my SK2 essence > la mer tbh"])) == 1
+
+    finished = metrics["finished_at"]
+    call_command("export_generation", "gen-1", "--sync")  # idempotent: a finished export is not redone
+    ready_generation.refresh_from_db()
+    assert ready_generation.export_metrics["finished_at"] == finished
+
+
+@pytest.mark.slow
+def test_an_export_failing_the_gate_is_kept_for_audit_and_not_served(ready_generation, settings):
+    from modeling.services.export import generation_export, serving_export_dir, serving_predictor
+
+    settings.TORCH_THREADS = 1
+    settings.EXPORT_MAX_SPAN_F1_DROP = -0.5  # a gate no export can pass: span F1 would have to rise 50 points
+    metrics = generation_export(generation_id=ready_generation.pk, fmt="awq")
+    ready_generation.refresh_from_db()
+    assert metrics["state"] == "failed" and not metrics["passed"]
+    assert "span F1 fell" in metrics["reason"]
+    assert ready_generation.status == "ready"
+    assert (Path(ready_generation.export_path) / "export.json").exists()  # kept for audit
+    assert serving_export_dir(ready_generation) is None and serving_predictor(ready_generation) is None
+
+
+def test_export_task_is_routed_to_the_gpu_queue_and_refuses_untrained_generations(db, settings,
+                                                                                    django_capture_on_commit_callbacks):
+    from annotation.models import DatasetVersion
+    from beautybrain_app.celery import app
+    from modeling.models import ModelGeneration
+    from modeling.services.export import ExportRefused, generation_export_enqueue
+    from modeling.tasks import gpu_export_generation
+
+    assert app.amqp.router.route({}, gpu_export_generation.name)["queue"].name == "gpu"
+    version = DatasetVersion.objects.create(number=1)
+    generation = ModelGeneration.objects.create(number=1, base_model="x", dataset_version=version,
+                                                status=ModelGeneration.Status.TRAINING)
+    with pytest.raises(ExportRefused):
+        generation_export_enqueue(generation=generation)
+    generation.status = ModelGeneration.Status.READY
+    generation.save()
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            generation_export_enqueue(generation=generation, fmt="int8")
+    finally:
+        app.conf.task_always_eager = False
+    generation.refresh_from_db()
+    # The task ran: no artifact on disk, so the export records an error and the generation stays usable.
+    assert generation.export_metrics["state"] == "error" and generation.status == "ready"
+    assert generation.export_path == ""

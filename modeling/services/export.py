@@ -1,0 +1,166 @@
+"""Export of a generation: quantise its student, evaluate it on the generation's test split, gate it.
+
+The quantisation itself is Django-free (modeling/export.py); this module records it on the
+ModelGeneration row (export_path, export_metrics) and tells serving which export to use.
+
+export_metrics["state"]: queued → running → passed | failed (gate: too much span F1 lost, kept for
+audit, never served) | error (the export itself broke; generation stays usable unquantised).
+A generation that is `ready` is `exporting` while its export runs, so it cannot be promoted half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from modeling.models import ModelGeneration
+
+log = logging.getLogger(__name__)
+Status = ModelGeneration.Status
+
+EXPORTABLE = {Status.READY, Status.EXPORTING, Status.PROMOTED, Status.RETIRED}
+DONE_STATES = {"passed", "failed"}
+
+
+class ExportRefused(Exception):
+    pass
+
+
+def _resolve_format(generation: ModelGeneration, fmt: str | None) -> str:
+    from modeling import export
+
+    if fmt:
+        if fmt not in export.FORMATS:
+            raise ExportRefused(f"Unknown export format {fmt!r}: use one of {', '.join(export.FORMATS)}.")
+        return fmt
+    from modeling.student.config import StudentConfig
+
+    return export.format_for(StudentConfig.from_dict(generation.config).resolved_backbone())
+
+
+def generation_export_enqueue(*, generation: ModelGeneration, fmt: str | None = None, force: bool = False) -> None:
+    """Queue the export on the gpu queue once the current transaction commits."""
+    if generation.status not in EXPORTABLE:
+        raise ExportRefused(f"gen-{generation.number} is {generation.status}: only a trained generation is exported.")
+    from modeling.tasks import gpu_export_generation
+
+    pk = generation.pk
+    ModelGeneration.objects.filter(pk=pk).update(export_metrics={"state": "queued", "format": fmt or ""})
+    transaction.on_commit(lambda: gpu_export_generation.delay(pk, fmt, force))
+
+
+def generation_export_after_training(*, generation: ModelGeneration) -> None:
+    """The hook run when a generation has been evaluated: export it unless settings say not to."""
+    if settings.EXPORT_AFTER_TRAINING and generation.status == Status.READY:
+        generation_export_enqueue(generation=generation)
+
+
+def _test_rows_and_calibration(generation: ModelGeneration) -> tuple[list[dict], list[str]]:
+    from modeling.services.generations import dataset_examples
+
+    train, _, test = dataset_examples(generation.dataset_version, 1.0)
+    rows = [{"text": ex.text, "brands": ex.spans, "is_beauty": ex.is_beauty} for ex in test]
+    # Gold first: calibration should look like the posts the model will serve, and gold is the cleanest.
+    ordered = [ex.text for ex in train if ex.kind == "gold"] + [ex.text for ex in train if ex.kind != "gold"]
+    return rows, ordered[: settings.EXPORT_CALIBRATION_SAMPLES]
+
+
+def generation_export(*, generation_id: int, fmt: str | None = None, force: bool = False) -> dict:
+    """Export, evaluate and gate one generation (idempotent: a finished export of that format returns
+    its figures unless `force`). Returns export_metrics."""
+    import torch
+
+    from modeling import export
+    from modeling.student.predict import StudentPredictor
+
+    with transaction.atomic():
+        generation = ModelGeneration.objects.select_for_update().get(pk=generation_id)
+        if generation.status not in EXPORTABLE:
+            raise ExportRefused(f"gen-{generation.number} is {generation.status}: only a trained generation "
+                                "is exported.")
+        fmt = _resolve_format(generation, fmt)
+        previous = generation.export_metrics or {}
+        if (not force and previous.get("state") in DONE_STATES and previous.get("format") == fmt
+                and Path(generation.export_path, export.MANIFEST).exists()):
+            return previous
+        restore = Status.READY if generation.status in {Status.READY, Status.EXPORTING} else generation.status
+        generation.status = Status.EXPORTING if restore == Status.READY else generation.status
+        generation.export_metrics = {"state": "running", "format": fmt, "started_at": timezone.now().isoformat()}
+        generation.save(update_fields=["status", "export_metrics"])
+
+    torch.set_num_threads(max(1, int(settings.TORCH_THREADS)))
+    out_dir = Path(generation.artifact_path) / f"export-{fmt}"
+    metrics: dict
+    try:
+        rows, calibration = _test_rows_and_calibration(generation)
+        manifest = export.export_student(generation.artifact_path, out_dir, fmt=fmt, calibration_texts=calibration)
+        metrics = generation_export_evaluate(generation=generation, export_dir=out_dir, rows=rows,
+                                             reference=StudentPredictor.load(generation.artifact_path))
+        metrics = {**manifest, **metrics}
+    except Exception as exc:
+        log.exception("gen-%s export (%s) failed", generation.number, fmt)
+        metrics = {"state": "error", "format": fmt, "passed": False, "error": f"{type(exc).__name__}: {exc}"}
+    metrics["finished_at"] = timezone.now().isoformat()
+    with transaction.atomic():
+        row = ModelGeneration.objects.select_for_update().get(pk=generation_id)
+        row.export_path = str(out_dir) if metrics["state"] != "error" else ""
+        row.export_metrics = metrics
+        if row.status == Status.EXPORTING:
+            row.status = restore
+        row.save(update_fields=["export_path", "export_metrics", "status"])
+    if out_dir.exists():  # the figures travel with the export, for whoever audits it without the database
+        (out_dir / "evaluation.json").write_text(json.dumps(metrics, indent=1))
+    log.info("gen-%s export %s: %s", generation.number, fmt, metrics["state"])
+    return metrics
+
+
+def generation_export_evaluate(*, generation: ModelGeneration, export_dir: Path, rows: list[dict],
+                               reference) -> dict:
+    """The export against its own unquantised model on the test rows; `state` says whether it may serve."""
+    from modeling import export
+
+    exported = export.load_exported(export_dir)
+    figures = export.evaluate_export(reference, exported, rows, max_drop=settings.EXPORT_MAX_SPAN_F1_DROP)
+    passed = figures["passed"] and bool(rows)
+    reason = "" if rows else "the dataset version has no test posts: nothing to judge the export on"
+    if rows and not figures["passed"]:
+        reason = (f"span F1 fell by {figures['span_f1_drop'] * 100:.1f} points "
+                  f"(more than {settings.EXPORT_MAX_SPAN_F1_DROP * 100:.1f})")
+    return {**figures, "passed": passed, "state": "passed" if passed else "failed", "reason": reason,
+            "dataset_version": generation.dataset_version.number}
+
+
+# -- serving --------------------------------------------------------------------------------------
+_lock = threading.Lock()
+_loaded: dict[str, object] = {}
+
+
+def serving_export_dir(generation: ModelGeneration) -> Path | None:
+    """The export serving should use: only one that passed its gate and is still on disk."""
+    from modeling.export import MANIFEST
+
+    metrics = generation.export_metrics or {}
+    if metrics.get("state") != "passed" or not generation.export_path:
+        return None
+    path = Path(generation.export_path)
+    return path if (path / MANIFEST).exists() else None
+
+
+def serving_predictor(generation: ModelGeneration):
+    """A StudentPredictor over the generation's passed export (loaded once per process), or None."""
+    from modeling.export import MANIFEST, load_exported
+
+    path = serving_export_dir(generation)
+    if path is None:
+        return None
+    key = f"{path.resolve()}:{(path / MANIFEST).stat().st_mtime_ns}"
+    with _lock:
+        if key not in _loaded:
+            _loaded[key] = load_exported(path, device=settings.TORCH_DEVICE)
+        return _loaded[key]
