@@ -39,8 +39,17 @@ class Command(BaseCommand):
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
         celery = [python, "-m", "celery", "-A", "beautybrain_app", "worker", "-l", "INFO", "--without-gossip"]
-        commands = {
-            "worker": celery + ["-Q", "default,teacher,student", "-c", "2", "-n", "main@%h"],
+        commands = {}
+        if not settings.GEMINI_API_KEY and not env.get("GEMINI_BASE_URL"):
+            # No key: the teacher is the local Gemini-compatible endpoint replaying the stored demo answers.
+            port = _free_port()
+            commands["fake-gemini"] = [python, manage, "fake_gemini", "--port", str(port),
+                                       "--replay", str(settings.BASE_DIR / "data" / "demo" / "teacher_answers.jsonl")]
+            env["GEMINI_BASE_URL"] = f"http://127.0.0.1:{port}"
+        commands |= {
+            "worker": celery + ["-Q", "default,student", "-c", "2", "-n", "main@%h"],
+            # Teacher calls wait on the network: threads hide that latency.
+            "teacher-worker": celery + ["-Q", "teacher", "-P", "threads", "-c", "8", "-n", "teacher@%h"],
             # Training and export take the machine: one at a time.
             "gpu-worker": celery + ["-Q", "gpu", "-c", "1", "-n", "gpu@%h"],
             "web": [python, manage, "runserver", addr, "--noreload"],
@@ -73,3 +82,11 @@ class Command(BaseCommand):
                     proc.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
