@@ -162,15 +162,19 @@ def export_awq(model_dir_or_model, tokenizer, calibration_texts, out_dir, *, gro
 
 # -- int8 (CPU encoders) ---------------------------------------------------------------------------
 
-def _int8_qconfig_spec(quantize_embeddings: bool) -> dict:
+def _int8_qconfig_spec(model: nn.Module, quantize_embeddings: bool) -> dict:
     from torch.ao.quantization import float_qparams_weight_only_qconfig, per_channel_dynamic_qconfig
 
     # Per-channel weight scales: on all-MiniLM-L6-v2 per-tensor scales keep token states at a mean
     # cosine of 0.91 to fp32, per-channel at 0.96 (the FFN layers carry most of the error).
     spec: dict = {nn.Linear: per_channel_dynamic_qconfig}
     if quantize_embeddings:
-        # The word embeddings are half of a MiniLM's bytes; 8-bit rows cost nothing in speed.
-        spec[nn.Embedding] = float_qparams_weight_only_qconfig
+        # The word embeddings are half of a MiniLM's bytes; 8-bit rows cost nothing in speed. Only
+        # those: position/type embeddings are tiny, and BERT looks them up with expanded (non-contiguous)
+        # index tensors, which the quantised embedding kernel refuses.
+        word = model.get_input_embeddings()
+        name = next(n for n, m in model.named_modules() if m is word)
+        spec[name] = float_qparams_weight_only_qconfig
     return spec
 
 
@@ -182,7 +186,8 @@ def quantize_int8(model: nn.Module, *, quantize_embeddings: bool = True) -> nn.M
         # torch.ao.quantization announces its move to torchao; the eager dynamic path still works on 2.13.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        return torch.ao.quantization.quantize_dynamic(model, _int8_qconfig_spec(quantize_embeddings), inplace=False)
+        return torch.ao.quantization.quantize_dynamic(model, _int8_qconfig_spec(model, quantize_embeddings),
+                                                      inplace=False)
 
 
 def export_int8(model_dir_or_model, out_dir, *, tokenizer=None, quantize_embeddings: bool = True) -> dict:
@@ -289,6 +294,22 @@ def export_student(artifact_dir: str | Path, out_dir: str | Path, *, fmt: str | 
     return manifest
 
 
+def _load_heads(student, state: dict) -> None:
+    """Head by head: a quantised backbone's modules insist on their own keys even with strict=False."""
+    children = dict(student.named_children())
+    unexpected = [k for k in state if k.split(".", 1)[0] not in children or k.startswith("backbone.")]
+    if unexpected:
+        raise ExportError(f"heads do not fit this student: unexpected {unexpected[:5]}")
+    for name, module in children.items():
+        if name == "backbone":
+            continue
+        prefix = f"{name}."
+        own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not own and not any(True for _ in module.parameters()):
+            continue
+        module.load_state_dict(own, strict=True)
+
+
 def load_exported(export_dir: str | Path, device: str = "cpu"):
     """A StudentPredictor whose backbone is the quantised one and whose heads are the trained ones."""
     from safetensors.torch import load_file
@@ -304,10 +325,7 @@ def load_exported(export_dir: str | Path, device: str = "cpu"):
     cfg, brands, index = _load_student_parts(export_dir)
     backbone = load_backbone(export_dir / "backbone", device)
     student = StudentModel(backbone, len(brands), cfg)
-    result = student.load_state_dict(load_file(str(export_dir / HEADS_FILE)), strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith("backbone.")]
-    if missing or result.unexpected_keys:
-        raise ExportError(f"heads do not fit: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}")
+    _load_heads(student, load_file(str(export_dir / HEADS_FILE)))
     student.to(device).eval()
     tokenizer = load_tokenizer(str(export_dir / "tokenizer"))
     featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,

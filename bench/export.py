@@ -1,0 +1,136 @@
+"""int8 export of the CPU student vs its fp32 self: size, posts/s and span F1, measured in one run.
+
+    .venv/bin/python bench/export.py [--artifact DIR] [--epochs 2] [--threads 1] [--repeats 5]
+
+Without --artifact it trains a student on the seed gold set first (all-MiniLM-L6-v2 backbone, gold
+posts only); the split is the one the student experiments use: hash of the post id mod 10, 0 = test,
+1 = val, the rest train. fp32 and int8 are timed interleaved (A B A B ...) so a neighbour's load on this
+shared machine hits both alike; every figure is a median over --repeats. Threads are fixed (default 1).
+Last line: one JSON object of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEMO = ROOT / "data" / "demo"
+
+
+def split_of(post_id: str) -> str:
+    from modeling.student.demo import hash_fold
+
+    h = hash_fold(post_id, 10)
+    return "test" if h == 0 else "val" if h == 1 else "train"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--artifact", default="", help="a trained student artifact (default: train one here)")
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--out", default=str(ROOT / "var" / "bench-export"))
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from modeling import export
+    from modeling.student.config import StudentConfig
+    from modeling.student.demo import gold_examples, read_jsonl
+    from modeling.student.kbsnap import index_from_rows, rows_from_csv, with_cjk_aliases
+    from modeling.student.metrics import evaluate_predictions
+    from modeling.student.predict import StudentPredictor
+    from modeling.student.train import train_student
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    gold = gold_examples(read_jsonl(DEMO / "gold_seed.jsonl"))
+    train = [e for e in gold if split_of(e.id) == "train"]
+    val = [e for e in gold if split_of(e.id) == "val"]
+    test = [e for e in gold if split_of(e.id) == "test"]
+    trained_here = not args.artifact
+    train_seconds = None
+    if trained_here:
+        artifact = out / "artifact"
+        shutil.rmtree(artifact, ignore_errors=True)
+        index = index_from_rows(with_cjk_aliases(rows_from_csv(DEMO / "kb_brands.csv")))
+        cfg = StudentConfig(epochs=args.epochs, threads=args.threads)
+        started = time.monotonic()
+        train_student(cfg, train, val, index, artifact, log=lambda m: print(m, file=sys.stderr))
+        train_seconds = round(time.monotonic() - started, 1)
+    else:
+        artifact = Path(args.artifact)
+
+    int8_dir = out / "int8"
+    started = time.monotonic()
+    manifest = export.export_student(artifact, int8_dir, fmt=export.FORMAT_INT8)
+    export_seconds = round(time.monotonic() - started, 1)
+    fp32 = StudentPredictor.load(artifact)
+    int8 = export.load_exported(int8_dir)
+
+    def scores(rows):
+        gold_rows = [{"text": e.text, "brands": e.spans, "is_beauty": e.is_beauty} for e in rows]
+        texts = [e.text for e in rows]
+        a = evaluate_predictions(gold_rows, fp32.predict(texts))
+        b = evaluate_predictions(gold_rows, int8.predict(texts))
+        return a, b
+
+    test_fp, test_q = scores(test)
+    held_fp, held_q = scores(test + val)
+
+    # Throughput: every held-out post, batches of --batch, fp32 and int8 alternating.
+    texts = [e.text for e in test + val]
+    single = texts[:30]
+    for p in (fp32, int8):
+        p.predict(texts[: args.batch])  # warm-up
+    rates = {"fp32": [], "int8": []}
+    latency = {"fp32": [], "int8": []}
+    for _ in range(args.repeats):
+        for name, p in (("fp32", fp32), ("int8", int8)):
+            started = time.perf_counter()
+            p.predict(texts, batch_size=args.batch)
+            rates[name].append(len(texts) / (time.perf_counter() - started))
+            lat = []
+            for text in single:
+                started = time.perf_counter()
+                p.predict([text], batch_size=1)
+                lat.append((time.perf_counter() - started) * 1000)
+            latency[name].append(statistics.median(lat))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    lat_med = {k: statistics.median(v) for k, v in latency.items()}
+    figures = {
+        "bench": "export_int8_vs_fp32",
+        "backbone": StudentConfig.load(artifact / "config.json").resolved_backbone().split("/")[-2:],
+        "artifact": str(artifact), "trained_here": trained_here, "train_epochs": args.epochs if trained_here else None,
+        "train_seconds": train_seconds, "export_seconds": export_seconds, "threads": args.threads,
+        "repeats": args.repeats, "batch": args.batch, "speed_posts": len(texts),
+        "size_fp32_bytes": manifest["size_before_bytes"], "size_int8_bytes": manifest["size_after_bytes"],
+        "size_ratio": manifest["size_ratio"],
+        "posts_per_s_fp32": round(med["fp32"], 2), "posts_per_s_int8": round(med["int8"], 2),
+        "posts_per_s_ratio": round(med["int8"] / med["fp32"], 3),
+        "posts_per_s_runs": {k: [round(x, 2) for x in v] for k, v in rates.items()},
+        "latency_p50_ms_fp32": round(lat_med["fp32"], 2), "latency_p50_ms_int8": round(lat_med["int8"], 2),
+        "test_posts": len(test), "span_f1_fp32": test_fp["span_f1"], "span_f1_int8": test_q["span_f1"],
+        "span_f1_delta_points": round((test_q["span_f1"] - test_fp["span_f1"]) * 100, 2),
+        "heldout_posts": len(test) + len(val), "heldout_span_f1_fp32": held_fp["span_f1"],
+        "heldout_span_f1_int8": held_q["span_f1"],
+        "heldout_span_f1_delta_points": round((held_q["span_f1"] - held_fp["span_f1"]) * 100, 2),
+        "brand_em_delta": round(test_q["brand_em"] - test_fp["brand_em"], 4),
+        "target": "posts_per_s_ratio >= 1.5 and span F1 lost <= 1 point",
+    }
+    figures["meets_target"] = figures["posts_per_s_ratio"] >= 1.5 and figures["span_f1_delta_points"] >= -1.0
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
