@@ -272,3 +272,36 @@ def test_export_task_is_routed_to_the_gpu_queue_and_refuses_untrained_generation
     # The task ran: no artifact on disk, so the export records an error and the generation stays usable.
     assert generation.export_metrics["state"] == "error" and generation.status == "ready"
     assert generation.export_path == ""
+
+
+def test_int8_export_of_a_cpu_student_serves_with_its_heads(tmp_path):
+    """A MiniLM student (untrained heads are enough: the export must carry them, not judge them)."""
+    from modeling.student.config import StudentConfig
+    from modeling.student.predict import StudentPredictor
+    from modeling.student.train import brand_table, build_model, load_tokenizer, write_artifact
+    from tests.modeling.export_factories import kb_index
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    cfg = StudentConfig(unfreeze_layers=0, max_window=64, window_stride=48)
+    index = kb_index()
+    brands = brand_table(index)
+    model = build_model(cfg, len(brands))
+    with torch.no_grad():  # LoRA starts as a no-op (B = 0): give it weight so the merge is tested
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    model.eval()
+    write_artifact(model, load_tokenizer(cfg.resolved_backbone()), cfg, index, brands, tmp_path / "artifact")
+
+    manifest = export.export_student(tmp_path / "artifact", tmp_path / "int8")
+    assert manifest["format"] == "int8" and manifest["backbone_type"] == "bert"
+    assert manifest["size_ratio"] > 2.5  # int8 linear layers and word embeddings
+    served = export.load_exported(tmp_path / "int8")
+    reference = StudentPredictor.load(tmp_path / "artifact")
+    texts = [r["text"] for r in gold_rows(6)]
+    a = torch.cat([torch.tensor(x).flatten() for x in tag_logits(reference, texts)])
+    b = torch.cat([torch.tensor(x).flatten() for x in tag_logits(served, texts)])
+    assert float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > 0.9
+    assert not torch.equal(a, b)
+    assert [set(p) for p in served.predict(texts)] == [set(p) for p in reference.predict(texts)]
