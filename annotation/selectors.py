@@ -36,6 +36,9 @@ def import_batches_recent(*, limit: int = 20):
 
 # --- span editor, review, agreement, progress --------------------------------------------------
 
+# The teacher explains itself, so it comes first; the gazetteer is the baseline, last.
+SOURCE_ORDER = {"teacher": 0, "student": 1, "gazetteer": 2}
+
 def editor_state(*, annotation: Annotation) -> dict:
     """What the editor's side panel shows: the annotation's spans, the suggestions of each source
     (newest prediction per source, each marked accepted / rejected / open), and the categories.
@@ -50,7 +53,8 @@ def editor_state(*, annotation: Annotation) -> dict:
     have = {(s.start, s.end) for s in spans}
     sources = []
     seen: set[str] = set()
-    for p in annotation.post.predictions.filter(status=Prediction.Status.OK).order_by("source", "-created_at", "-pk"):
+    newest_first = annotation.post.predictions.filter(status=Prediction.Status.OK).order_by("-created_at", "-pk")
+    for p in sorted(newest_first, key=lambda p: SOURCE_ORDER.get(p.source, 9)):
         if p.source in seen:
             continue
         seen.add(p.source)
@@ -97,7 +101,8 @@ def review_state(*, post: Post) -> dict:
     gold = post.annotations.filter(is_gold=True).prefetch_related("spans__brand", "spans__category").first()
     predictions = []
     seen: set[str] = set()
-    for p in post.predictions.filter(status=Prediction.Status.OK).order_by("source", "-created_at", "-pk"):
+    newest_first = post.predictions.filter(status=Prediction.Status.OK).order_by("-created_at", "-pk")
+    for p in sorted(newest_first, key=lambda p: SOURCE_ORDER.get(p.source, 9)):
         if p.source not in seen:
             seen.add(p.source)
             predictions.append(p)

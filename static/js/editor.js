@@ -225,7 +225,8 @@
   // --- keyboard ---------------------------------------------------------------------------------
   function clickIn(sel, root) {
     const el = $(sel, root);
-    if (el && !el.disabled) el.click();
+    // A key can land between htmx's swap and its processing of the new panel: process first.
+    if (el && !el.disabled) { htmx.process(el); el.click(); }
     return !!el;
   }
 

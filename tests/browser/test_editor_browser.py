@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 # Emoji before the brands: 💅🏽 is one token but 2 code points and 4 UTF-16 units, ✨ one and one.
 FIRST = "💅🏽✨ obsessed with my SK2 essence and the LM cream, worth it"
-SECOND = "资生堂 sunscreen is the only one that doesn't pill under makeup"
+SECOND = "資生堂 sunscreen is the only one that doesn't pill under makeup"
 
 
 def drag(page, first, last) -> None:
@@ -77,7 +77,9 @@ def test_annotator_marks_links_accepts_and_submits_with_the_keyboard(live_server
     expect(row).to_be_visible()
     expect(row).to_have_class("span-row unlinked selected")
     page.keyboard.press("Escape")
-    row.click(position={"x": 10, "y": 10})
+    expect(row).to_have_class("span-row unlinked")
+    page.keyboard.press("k")  # nothing selected: k selects the last span, "LM"
+    expect(row).to_have_class("span-row unlinked selected")
     page.keyboard.press("1")  # category 1 = skincare (Category.position)
     expect(row.locator(".cat.on")).to_have_text("1Skincare")
     page.keyboard.press("b")
@@ -119,16 +121,16 @@ def test_annotator_marks_links_accepts_and_submits_with_the_keyboard(live_server
     assert annotation.active_seconds > 0
 
     # Second post: CJK brand, one token per character; the drag snaps to the three of them.
-    drag(page, tok(page, "资", 0), tok(page, "堂", 2))
+    drag(page, tok(page, "資", 0), tok(page, "堂", 2))
     row = page.locator('[data-span][data-key="0:3"]')
-    expect(row).to_be_visible()
+    expect(row.locator(".brand-input")).to_have_value("Shiseido")  # linked through its Japanese alias
     shot(page, "editor-4-cjk")
     # Delete it with the keyboard, then undo.
     page.keyboard.press("Delete")
     expect(row).to_have_count(0)
     page.keyboard.press("u")
     expect(page.locator('[data-span][data-key="0:3"]')).to_be_visible()
-    assert list(Span.objects.filter(annotation__post=second).values_list("start", "end", "text")) == [(0, 3, "资生堂")]
+    assert list(Span.objects.filter(annotation__post=second).values_list("start", "end", "text")) == [(0, 3, "資生堂")]
     assert errors == []
 
 
