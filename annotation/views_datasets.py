@@ -9,7 +9,12 @@ from django_htmx.http import HttpResponseStopPolling
 from annotation.datasets.interchange import EXPORT_FILES, MANIFEST_FILE
 from annotation.models import DatasetVersion
 from annotation.roles import Role, role_required
-from annotation.selectors_datasets import dataset_export_lines, dataset_manifest_bytes, dataset_versions_list
+from annotation.selectors_datasets import (
+    dataset_diff,
+    dataset_export_lines,
+    dataset_manifest_bytes,
+    dataset_versions_list,
+)
 from annotation.services.datasets import DatasetError, dataset_version_freeze_start
 
 DOWNLOADS = (*EXPORT_FILES, MANIFEST_FILE)
@@ -34,7 +39,13 @@ def dataset_freeze(request):
 @role_required(Role.ADMIN, Role.REVIEWER)
 def dataset_detail(request, number: int):
     version = get_object_or_404(DatasetVersion.objects.select_related("parent", "created_by"), number=number)
-    context = {"version": version, "downloads": DOWNLOADS, "diff": (version.counts or {}).get("diff_to_parent")}
+    base, diff = version.parent, (version.counts or {}).get("diff_to_parent")
+    against = request.GET.get("against", "")
+    if against.isdigit() and version.status == DatasetVersion.Status.FROZEN and int(against) != number:
+        # Any other frozen version, diffed on the fly (streamed; the diff to the parent is stored at freezing).
+        base = get_object_or_404(DatasetVersion, number=int(against), status=DatasetVersion.Status.FROZEN)
+        diff = dataset_diff(base, version)
+    context = {"version": version, "downloads": DOWNLOADS, "diff": diff, "base": base}
     if request.htmx:
         response = render(request, "annotation/dataset_detail.html#version-status", context)
         if version.status != DatasetVersion.Status.FREEZING:

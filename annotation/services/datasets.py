@@ -2,7 +2,8 @@
 
 Freezing streams: annotations and predictions are read with `.iterator(chunk_size=…)`, items are
 written with `bulk_create` one chunk at a time, the version hash is computed over the export stream.
-Memory grows only with the set of gold post ids (to keep a post from being both gold and silver).
+Everything looked up per post (parent splits, posts already taken as gold) is asked per chunk, so
+memory stays flat however many posts there are.
 """
 
 from __future__ import annotations
@@ -148,17 +149,25 @@ def _external_id(external_id: str, content_hash: str) -> str:
     return external_id or f"bb-{content_hash[:16]}"
 
 
-def _parent_splits(version: DatasetVersion) -> dict[int, str]:
-    """Splits to carry over: only when the ratios changed, so a test post never moves into train."""
-    parent = version.parent
-    if parent is None or normalise_ratios(parent.split_ratios or settings.DATASET_SPLIT_RATIOS) == normalise_ratios(
-        version.split_ratios
-    ):
-        return {}
-    return dict(DatasetItem.objects.filter(version=parent).values_list("post_id", "split").iterator(chunk_size=5000))
+class _Splitter:
+    """split = hash of the content hash; when the ratios changed since the parent, a post that was in the
+    parent keeps the split it had there, so a test post never moves into train."""
+
+    def __init__(self, version: DatasetVersion, ratios: dict[str, float]) -> None:
+        self.ratios = ratios
+        parent = version.parent
+        self.parent = parent if parent is not None and normalise_ratios(
+            parent.split_ratios or settings.DATASET_SPLIT_RATIOS) != ratios else None
+
+    def splits(self, rows: list[tuple], post_index: int, hash_index: int) -> dict[int, str]:
+        known = {}
+        if self.parent is not None:
+            known = dict(DatasetItem.objects.filter(version=self.parent, post_id__in=[r[post_index] for r in rows])
+                         .values_list("post_id", "split"))
+        return {r[post_index]: known.get(r[post_index]) or split_for(r[hash_index], self.ratios) for r in rows}
 
 
-def _gold_chunks(version, ratios, sticky, stats: _Stats, gold_posts: set[int]) -> Iterator[list[DatasetItem]]:
+def _gold_chunks(version, splitter: _Splitter, stats: _Stats) -> Iterator[list[DatasetItem]]:
     rows = _gold_annotations().order_by("post_id").values_list(
         "id", "post_id", "is_beauty", "post__text", "post__content_hash", "post__external_id", "post__platform",
         "post__posted_at",
@@ -172,8 +181,9 @@ def _gold_chunks(version, ratios, sticky, stats: _Stats, gold_posts: set[int]) -
             spans_of[ann_id].append({"start": start, "end": end, "text": text,
                                      "brand": canonical or brand_text or None, "category": category or None})
         items = []
+        splits = splitter.splits(chunk, post_index=1, hash_index=4)
         for ann_id, post_id, is_beauty, text, chash, external_id, platform, posted_at in chunk:
-            split = sticky.get(post_id) or split_for(chash, ratios)
+            split = splits[post_id]
             spans = sorted(spans_of.get(ann_id, []), key=lambda s: (s["start"], s["end"]))
             items.append(DatasetItem(
                 version=version, post_id=post_id, split=split, kind=DatasetItem.Kind.GOLD, text=text,
@@ -181,7 +191,6 @@ def _gold_chunks(version, ratios, sticky, stats: _Stats, gold_posts: set[int]) -
                 posted_at=posted_at,
             ))
             stats.add(split, "gold", is_beauty, spans)
-            gold_posts.add(post_id)
         yield items
 
 
@@ -205,7 +214,7 @@ def _valid_teacher_spans(spans: object, text: str) -> list[dict] | None:
     return out
 
 
-def _silver_rows(gold_posts: set[int], stats: _Stats) -> Iterator[tuple]:
+def _silver_rows() -> Iterator[tuple]:
     """The latest valid teacher prediction of each post without gold, in post order."""
     rows = _silver_predictions().order_by("post_id", "-created_at", "-id").values_list(
         "post_id", "model_version", "prompt_version", "spans", "is_beauty", "reasoning", "post__text",
@@ -216,17 +225,20 @@ def _silver_rows(gold_posts: set[int], stats: _Stats) -> Iterator[tuple]:
         if row[0] == last_post:
             continue
         last_post = row[0]
-        if row[0] in gold_posts:  # gold arrived between the two passes: the gold snapshot wins
-            stats.silver_skipped_gold += 1
-            continue
         yield row
 
 
-def _silver_chunks(version, ratios, sticky, stats: _Stats, gold_posts: set[int]) -> Iterator[tuple[list, int]]:
-    for chunk in _chunks(_silver_rows(gold_posts, stats), FREEZE_CHUNK):
+def _silver_chunks(version, splitter: _Splitter, stats: _Stats) -> Iterator[tuple[list, int]]:
+    for chunk in _chunks(_silver_rows(), FREEZE_CHUNK):
         items = []
+        splits = splitter.splits(chunk, post_index=0, hash_index=7)
+        # Gold that arrived between the two passes: the gold snapshot already holds the post.
+        taken = set(DatasetItem.objects.filter(version=version, post_id__in=list(splits)).values_list("post_id", flat=True))
         for post_id, model, prompt, raw_spans, is_beauty, reasoning, text, chash, external_id, platform, posted_at in chunk:
-            split = sticky.get(post_id) or split_for(chash, ratios)
+            if post_id in taken:
+                stats.silver_skipped_gold += 1
+                continue
+            split = splits[post_id]
             if split != DatasetItem.Split.TRAIN:
                 stats.silver_left_out[split] += 1
                 continue
@@ -273,13 +285,13 @@ def dataset_version_freeze(*, version: DatasetVersion) -> DatasetVersion:
     version.save(update_fields=["progress_total", "progress_done"])
     try:
         ratios = normalise_ratios(version.split_ratios or settings.DATASET_SPLIT_RATIOS)
-        sticky = _parent_splits(version)
-        stats, gold_posts, done = _Stats(), set(), 0
-        for items in _gold_chunks(version, ratios, sticky, stats, gold_posts):
+        splitter = _Splitter(version, ratios)
+        stats, done = _Stats(), 0
+        for items in _gold_chunks(version, splitter, stats):
             DatasetItem.objects.bulk_create(items)
             done += len(items)
             _set_progress(version, done)
-        for items, seen in _silver_chunks(version, ratios, sticky, stats, gold_posts):
+        for items, seen in _silver_chunks(version, splitter, stats):
             DatasetItem.objects.bulk_create(items)
             done += seen
             _set_progress(version, done)

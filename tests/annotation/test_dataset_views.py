@@ -76,6 +76,10 @@ def test_detail_shows_the_diff_to_the_parent_and_downloads_stream_the_frozen_fil
     client = client_as("reviewer")
     html = client.get(reverse("dataset_detail", args=[2])).content.decode()
     assert "Changes since v1" in html and "spans, skincare" in html
+    dataset_freeze_now(note="same again")
+    against_v1 = client.get(reverse("dataset_detail", args=[3]), {"against": "1"}).content.decode()
+    assert "Changes since v1" in against_v1 and "spans, skincare" in against_v1
+    assert "spans, skincare" not in client.get(reverse("dataset_detail", args=[3])).content.decode()  # v2 → v3: none
     hashes = {}
     for name in ("train.jsonl", "val.jsonl", "test.jsonl", "silver.jsonl"):
         response = client.get(reverse("dataset_download", args=[2, name]))
