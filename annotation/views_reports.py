@@ -4,7 +4,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from annotation.reports.aggregates import EMERGING_MIN_MENTIONS, report_table
+from annotation.reports.aggregates import EMERGING_MIN_MENTIONS, EMERGING_PRIOR_POSTS, report_table
 from annotation.reports.csv_export import csv_chunks
 from annotation.reports.filters import (
     BUCKETS, DEFAULT_BUCKET, KINDS, SOURCE_DEFAULT, ReportFilterError, generations_reportable, platforms_known,
@@ -30,6 +30,7 @@ def _form_context(request, errors: dict | None = None) -> dict:
         "buckets": BUCKETS,
         "kinds": [(k, KIND_LABELS[k]) for k in KINDS],
         "min_mentions": EMERGING_MIN_MENTIONS,
+        "prior_posts": EMERGING_PRIOR_POSTS,
     }
 
 

@@ -11,9 +11,11 @@ mentions. Definitions (also shown on the reports page):
   jaccard = posts with both / posts with either.
 - emerging: the period (the date filter, else the first to last dated post the source covers) is cut
   into two halves of equal days. rate = mentions per 1,000 covered posts of the half (posts the source
-  looked at, with or without brands). growth = ((m2 + 1) / (P2 + 1)) / ((m1 + 1) / (P1 + 1)): add-one
-  smoothing, so a brand going from 0 to 1 mention is not "infinitely" emerging. Brands with fewer than
-  EMERGING_MIN_MENTIONS mentions in the period are left out as noise.
+  looked at, with or without brands). growth = smoothed rate of the second half / smoothed rate of the
+  first, where a half's smoothed rate is (m + a * r) / (P + a): its own mentions m over its covered posts
+  P, plus a = EMERGING_PRIOR_POSTS pseudo-posts at the brand's rate r over the whole period. A half with
+  few posts thus says little (its rate stays near r, growth near 1), and 0 -> n mentions is a finite
+  number rather than infinite. Brands with fewer than EMERGING_MIN_MENTIONS mentions are left out.
 
 Posts without posted_at count in the mentions export and co-mentions when no date range is set, and
 never in the time-bucketed reports (brand summary, emerging, share of voice).
@@ -35,6 +37,7 @@ from annotation.reports.mentions import (
 )
 
 EMERGING_MIN_MENTIONS = 3
+EMERGING_PRIOR_POSTS = 50
 
 
 class Labels:
@@ -68,10 +71,15 @@ MENTIONS_HEADER = ["post_id", "platform", "posted_at", "brand", "brand_linked", 
 
 
 def mentions_rows(filters: ReportFilters) -> Iterator[list]:
-    for post, m in MentionStream(filters).mentions():
-        yield [post.post_id, post.platform, post.posted_at.isoformat() if post.posted_at else "", m.brand,
-               "yes" if m.brand_id is not None else "no", m.category, m.text, m.source, m.model_version,
-               round(m.confidence, 4) if m.confidence is not None else ""]
+    brand_id = filters.brand_id
+    for post in MentionStream(filters).posts():
+        posted_at = post.posted_at.isoformat() if post.posted_at else ""
+        for m in post.mentions:
+            if brand_id is not None and m.brand_id != brand_id:
+                continue
+            yield [post.post_id, post.platform, posted_at, m.brand, "yes" if m.brand_id is not None else "no",
+                   m.category, m.text, m.source, m.model_version,
+                   round(m.confidence, 4) if m.confidence is not None else ""]
 
 
 # --- brand summary ----------------------------------------------------------------------------
@@ -255,11 +263,12 @@ def emerging_period(filters: ReportFilters) -> Period | None:
 
 class Emerging:
     def __init__(self, filters: ReportFilters, labels: Labels | None = None, period: Period | None = None,
-                 min_mentions: int = EMERGING_MIN_MENTIONS):
+                 min_mentions: int = EMERGING_MIN_MENTIONS, prior_posts: float = EMERGING_PRIOR_POSTS):
         self.filters = filters
         self.labels = labels or Labels()
         self.period = period if period is not None else emerging_period(filters)
         self.min_mentions = min_mentions
+        self.prior_posts = prior_posts
         self.halves: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.categories: dict[str, Counter] = defaultdict(Counter)
 
@@ -291,6 +300,10 @@ class Emerging:
                               posted_at__lt=at(self.period.end + timedelta(days=1))).count()
         return first, second
 
+    def growth(self, m1: int, m2: int, p1: int, p2: int) -> float:
+        prior = self.prior_posts * (m1 + m2) / max(p1 + p2, 1)  # pseudo-mentions at the period's rate
+        return ((m2 + prior) / (p2 + self.prior_posts)) / ((m1 + prior) / (p1 + self.prior_posts))
+
     def rows(self) -> list[EmergingRow]:
         if self.period is None:
             return []
@@ -300,7 +313,7 @@ class Emerging:
         for key, (m1, m2) in self.halves.items():
             if m1 + m2 < self.min_mentions or (wanted is not None and key != wanted):
                 continue
-            growth = ((m2 + 1) / (p2 + 1)) / ((m1 + 1) / (p1 + 1))
+            growth = self.growth(m1, m2, p1, p2)
             out.append(EmergingRow(
                 key=key, brand=self.labels[key], category=self.categories[key].most_common(1)[0][0], m1=m1, m2=m2,
                 p1=p1, p2=p2, rate1=round(1000 * m1 / p1, 2) if p1 else 0.0,

@@ -17,9 +17,10 @@ def _fmt_bucket(day: date, bucket: str) -> str:
     return day.strftime("%Y-%m") if bucket == "month" else day.isoformat()
 
 
-def share_of_voice_svg(buckets: list[date], series: list[tuple[str, list[float]]], *, bucket: str,
+def share_of_voice_svg(buckets: list[date], series: list[tuple[str, list[float], float]], *, bucket: str,
                        title: str) -> SafeString:
-    """Stacked area of shares (0..1) per bucket; series are drawn bottom-up, the last one is 'Other'."""
+    """Stacked area of shares (0..1) per bucket; series (label, shares, share over the whole period) are
+    drawn bottom-up, the last one is 'Other'."""
     width, height = 900, 340
     left, right, top, bottom = 48, 220, 14, 44
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -40,20 +41,19 @@ def share_of_voice_svg(buckets: list[date], series: list[tuple[str, list[float]]
     else:
         xs, at = [left, left + plot_w], [0, 0]
     base = [0.0] * n
-    for index, (label, values) in enumerate(series):
+    for index, (label, values, overall) in enumerate(series):
         colour = OTHER_COLOUR if label == "Other" else PALETTE[index % len(PALETTE)]
         upper = [b + v for b, v in zip(base, values)]
         top_pts = [(x, upper[i]) for x, i in zip(xs, at)]
         low_pts = [(x, base[i]) for x, i in zip(xs, at)]
         points = " ".join(f"{x:.1f},{top + plot_h * (1 - v):.1f}" for x, v in top_pts + low_pts[::-1])
-        mean = sum(values) / n
         parts.append(f'<polygon points="{points}" fill="{colour}" fill-opacity="0.85" stroke="#fff" '
-                     f'stroke-width="0.6"><title>{escape(label)}: {mean:.0%} on average</title></polygon>')
+                     f'stroke-width="0.6"><title>{escape(label)}: {overall:.0%} of the period</title></polygon>')
         base = upper
         legend_y = top + 16 * (len(series) - 1 - index) + 6
         parts.append(f'<rect x="{left + plot_w + 16}" y="{legend_y}" width="11" height="11" fill="{colour}"/>')
         parts.append(f'<text x="{left + plot_w + 32}" y="{legend_y + 10}" {FONT}>{escape(label[:28])} '
-                     f'<tspan fill="#6d6862">{mean:.0%}</tspan></text>')
+                     f'<tspan fill="#6d6862">{overall:.0%}</tspan></text>')
     step = max(1, math.ceil(n / 8))
     for i in range(0, n, step):
         x = xs[i] if n > 1 else left + plot_w / 2
@@ -66,7 +66,7 @@ def share_of_voice_svg(buckets: list[date], series: list[tuple[str, list[float]]
 
 def bar_chart_svg(items: list[tuple[str, int]], *, title: str) -> SafeString:
     """Horizontal bars, largest first, value written at the end of each bar."""
-    bar_h, gap, label_w, bar_w, value_w = 20, 6, 260, 480, 60
+    bar_h, gap, label_w, bar_w, value_w = 18, 5, 230, 250, 40
     width = label_w + bar_w + value_w
     height = max(1, len(items)) * (bar_h + gap) + gap
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '

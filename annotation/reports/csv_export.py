@@ -8,6 +8,7 @@ from typing import IO, Iterable, Iterator
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection); a leading
 # apostrophe makes it text. Only strings are escaped: the numbers we write (a negative change) stay numbers.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
 FLUSH_BYTES = 64 * 1024
 
 
@@ -32,7 +33,10 @@ def csv_chunks(header: list[str], rows: Iterable[list]) -> Iterator[str]:
     yield writer.writerow(header)
     buffer, size = [], 0
     for row in rows:
-        line = writer.writerow([cell_safe(v) for v in row])
+        # cell_safe() inlined: this runs for every cell of a million-row export.
+        line = writer.writerow([
+            "" if v is None else "'" + v if isinstance(v, str) and v[:1] in _FORMULA_FIRST else v for v in row
+        ])
         buffer.append(line)
         size += len(line)
         if size >= FLUSH_BYTES:

@@ -119,14 +119,19 @@ def platforms_known() -> list[str]:
 
 
 def generations_reportable() -> list[str]:
-    """Generations an analyst may pick: every registered one, plus any student version with predictions."""
+    """Generations offered on the page: those that got as far as predicting (newest first)."""
     from modeling.models import ModelGeneration
 
-    versions = {f"gen-{n}" for n in ModelGeneration.objects.values_list("number", flat=True)}
-    versions |= set(
-        Prediction.objects.filter(source=STUDENT_SOURCE).order_by().values_list("model_version", flat=True).distinct()
-    )
-    return sorted(versions, key=lambda v: (len(v), v))
+    statuses = (ModelGeneration.Status.READY, ModelGeneration.Status.PROMOTED, ModelGeneration.Status.RETIRED)
+    return [f"gen-{n}" for n in ModelGeneration.objects.filter(status__in=statuses).values_list("number", flat=True)]
+
+
+def generation_exists(model_version: str) -> bool:
+    from modeling.models import ModelGeneration
+
+    number = int(model_version.removeprefix("gen-"))
+    return (ModelGeneration.objects.filter(number=number).exists()
+            or Prediction.objects.filter(source=STUDENT_SOURCE, model_version=model_version).exists())
 
 
 def _parse_date(value: str, field: str, errors: dict) -> date | None:
@@ -153,7 +158,7 @@ def report_filters_parse(data: Mapping[str, str | None]) -> ReportFilters:
         errors["date_to"] = f"'to' ({date_to}) is before 'from' ({date_from})."
 
     platform = get("platform")
-    if platform and platform not in platforms_known():
+    if platform and not Post.objects.filter(platform=platform).exists():
         errors["platform"] = f"Unknown platform {platform!r}; known: {', '.join(platforms_known()) or 'none'}."
 
     category = get("category").lower()
@@ -186,7 +191,7 @@ def report_filters_parse(data: Mapping[str, str | None]) -> ReportFilters:
             errors["source"] = f"Unknown source {source!r}; use gold, auto or a generation like gen-3."
         else:
             source = model_version = f"gen-{int(match.group(1))}"
-            if model_version not in generations_reportable():
+            if not generation_exists(model_version):
                 errors["source"] = f"There is no generation {model_version}."
 
     if errors:

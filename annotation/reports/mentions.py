@@ -12,6 +12,7 @@ saying "no brands" overrides the model), every other post takes the promoted gen
 from __future__ import annotations
 
 import heapq
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -19,7 +20,8 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Iterator, NamedTuple
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, QuerySet
 
 from annotation.models import Annotation, Post, Prediction, Span
 from annotation.reports.filters import SOURCE_AUTO, SOURCE_GOLD, STUDENT_SOURCE, ReportFilters
@@ -39,13 +41,8 @@ class Mention:
     source: str  # "gold" or the prediction source ("student")
     model_version: str
     confidence: float | None
-
-    @property
-    def key(self) -> str:
-        """Identity of the brand across mentions: the KB id, or the normalised name when unlinked."""
-        if self.brand_id is not None:
-            return f"b{self.brand_id}"
-        return "u:" + (normalize(self.brand) or self.brand.casefold())
+    # Identity of the brand across mentions: "b<KB id>", or "u:<normalised name>" when unlinked.
+    key: str = ""
 
 
 class PostMentions(NamedTuple):
@@ -83,8 +80,21 @@ class MentionStream:
         # Small (the KB), read once: cheaper than joining Brand/Category into every mention row.
         self.brand_names: dict[int, str] = dict(Brand.objects.values_list("id", "canonical_name"))
         self.category_slugs: dict[int, str] = dict(Category.objects.values_list("id", "slug"))
+        # Keys are built once per brand / unlinked spelling, not once per mention.
+        self._linked_keys = {pk: f"b{pk}" for pk in self.brand_names}
+        self._unlinked_keys: dict[str, str] = {}
+
+    def unlinked_key(self, name: str) -> str:
+        key = self._unlinked_keys.get(name)
+        if key is None:
+            key = self._unlinked_keys[name] = "u:" + (normalize(name) or name.casefold())
+        return key
 
     def posts(self) -> Iterator[PostMentions]:
+        with _read_transaction():
+            yield from self._merged_posts()
+
+    def _merged_posts(self) -> Iterator[PostMentions]:
         streams = []
         if self.filters.uses_gold:
             streams.append(self._gold_posts())
@@ -94,13 +104,6 @@ class MentionStream:
             return streams[0]
         # Each post is in exactly one stream (auto mode excludes gold posts from predictions).
         return heapq.merge(*streams, key=itemgetter(0))
-
-    def mentions(self) -> Iterator[tuple[PostMentions, Mention]]:
-        brand_id = self.filters.brand_id
-        for post in self.posts():
-            for mention in post.mentions:
-                if brand_id is None or mention.brand_id == brand_id:
-                    yield post, mention
 
     def _gold_posts(self) -> Iterator[PostMentions]:
         spans = Span.objects.filter(annotation__is_gold=True).filter(
@@ -114,16 +117,18 @@ class MentionStream:
                          "brand_id", "brand_text", "category_id", "text")
             .iterator(chunk_size=self.chunk_size)
         )
-        names, slugs = self.brand_names, self.category_slugs
+        names, slugs, linked_keys = self.brand_names, self.category_slugs, self._linked_keys
         for post_id, group in groupby(rows, key=itemgetter(0)):
             mentions = []
             platform = posted_at = None
             for _, platform, posted_at, brand_id, brand_text, category_id, text in group:
                 name = names.get(brand_id) if brand_id is not None else None
+                if name is None:
+                    brand_id, name = None, brand_text or text
                 mentions.append(Mention(
-                    brand_id=brand_id if name is not None else None,
-                    brand=name if name is not None else (brand_text or text),
-                    category=slugs.get(category_id, ""), text=text, source=GOLD, model_version="", confidence=None,
+                    brand_id=brand_id, brand=name, category=slugs.get(category_id, ""), text=text, source=GOLD,
+                    model_version="", confidence=None,
+                    key=linked_keys[brand_id] if brand_id is not None else self.unlinked_key(name),
                 ))
             yield PostMentions(post_id, platform, posted_at, mentions)
 
@@ -137,7 +142,7 @@ class MentionStream:
             .values_list("post_id", "post__platform", "post__posted_at", "source", "model_version", "spans")
             .iterator(chunk_size=self.chunk_size)
         )
-        names, category = self.brand_names, f.category
+        names, category, linked_keys = self.brand_names, f.category, self._linked_keys
         for post_id, group in groupby(rows, key=itemgetter(0)):
             # Several ok rows for one post and version differ only by prompt version: the newest wins.
             _, platform, posted_at, source, model_version, spans = next(group)
@@ -150,16 +155,31 @@ class MentionStream:
                     continue
                 text = str(span.get("text") or "")
                 brand_id = span.get("brand_id")
-                name = names.get(brand_id) if isinstance(brand_id, int) else None
+                name = names.get(brand_id) if type(brand_id) is int else None  # not bool, nor a string
+                if name is None:
+                    brand_id, name = None, str(span.get("brand") or text)
                 confidence = span.get("confidence")
                 mentions.append(Mention(
-                    brand_id=brand_id if name is not None else None,
-                    brand=name if name is not None else str(span.get("brand") or text),
-                    category=slug, text=text, source=source, model_version=model_version,
+                    brand_id=brand_id, brand=name, category=slug, text=text, source=source,
+                    model_version=model_version,
                     confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
+                    key=linked_keys[brand_id] if brand_id is not None else self.unlinked_key(name),
                 ))
             if mentions:
                 yield PostMentions(post_id, platform, posted_at, mentions)
+
+
+@contextmanager
+def _read_transaction():
+    """On PostgreSQL in autocommit mode Django declares its server-side cursors WITH HOLD, which makes the
+    server compute and store the whole result before the first row; inside a transaction rows flow as
+    they are produced. (Not on SQLite, where a transaction here would take the write lock for as long
+    as the download lasts.)"""
+    if connection.vendor == "postgresql" and connection.get_autocommit():
+        with transaction.atomic():
+            yield
+    else:
+        yield
 
 
 # --- time buckets ------------------------------------------------------------------------------

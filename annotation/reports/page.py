@@ -23,10 +23,9 @@ def reports_page_data(filters: ReportFilters) -> dict:
         totals["posts"] += 1
         totals["mentions"] += len(post.mentions)
         totals["undated_posts"] += post.posted_at is None
-        for key in {labels.add(m) for m in post.mentions}:
-            posts[key] += 1
-        for m in post.mentions:
-            mentions[m.key] += 1
+        keys = [labels.add(m) for m in post.mentions]
+        mentions.update(keys)
+        posts.update(set(keys))
         summary.feed(post)
         co.feed(post)
         emerging.feed(post)
@@ -72,14 +71,16 @@ def _share_of_voice_chart(filters: ReportFilters, summary: BrandSummary, labels:
         return share_of_voice_svg([], [], bucket=filters.bucket, title=title)
     buckets = bucket_range(min(bucket_totals), max(bucket_totals), filters.bucket)
     keys = [wanted] if wanted else [k for k, _ in brand_totals.most_common(CHART_BRANDS)]
+    grand_total = sum(bucket_totals.values())
     series = []
     for key in keys:
         series.append((labels[key] if key in labels.names else filters.brand_name,
-                       [per_bucket[(b, key)] / bucket_totals[b] if bucket_totals[b] else 0 for b in buckets]))
+                       [per_bucket[(b, key)] / bucket_totals[b] if bucket_totals[b] else 0 for b in buckets],
+                       brand_totals[key] / grand_total))
     other = [
         (bucket_totals[b] - sum(per_bucket[(b, k)] for k in keys)) / bucket_totals[b] if bucket_totals[b] else 0
         for b in buckets
     ]
     if any(other):
-        series.append(("Other", other))
+        series.append(("Other", other, 1 - sum(s[2] for s in series)))
     return share_of_voice_svg(buckets, series, bucket=filters.bucket, title=title)

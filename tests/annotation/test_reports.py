@@ -6,6 +6,7 @@ from datetime import date, datetime
 from datetime import timezone as dt_timezone
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
@@ -24,13 +25,14 @@ def at(day: str) -> datetime:
 
 
 class World:
-    def __init__(self, make_user):
+    def __init__(self):
         self.skincare = Category.objects.get_or_create(slug="skincare", defaults={"name": "Skincare"})[0]
         self.makeup = Category.objects.get_or_create(slug="makeup", defaults={"name": "Makeup"})[0]
         self.skii = Brand.objects.create(canonical_name="SK-II", slug="sk-ii", category=self.skincare)
         self.lamer = Brand.objects.create(canonical_name="La Mer", slug="la-mer", category=self.skincare)
         self.fenty = Brand.objects.create(canonical_name="Fenty Beauty", slug="fenty-beauty", category=self.makeup)
-        self.annotator = make_user(Role.ANNOTATOR)
+        # No password: hashing one costs more than the rest of the set-up.
+        self.annotator = get_user_model().objects.create(username="gold-annotator")
         dataset = DatasetVersion.objects.create(number=901)
         ModelGeneration.objects.create(number=1, base_model="tiny", dataset_version=dataset, status="promoted")
         ModelGeneration.objects.create(number=2, base_model="tiny", dataset_version=dataset, status="ready")
@@ -57,8 +59,8 @@ class World:
 
 
 @pytest.fixture
-def world(db, make_user):
-    w = World(make_user)
+def world(db):
+    w = World()
     sk, mk = w.skincare, w.makeup
     # P1, P2 (January): gold. P3, P4, P5 (February). P6: gold but undated.
     w.gold(w.post("p1 sk2 la mer skii", "tiktok", "2026-01-05"),
@@ -173,7 +175,7 @@ def test_co_mentions(world):
 
 def test_emerging_rate_and_growth(world):
     filters = report_filters_parse({})
-    emerging = Emerging(filters, min_mentions=1)
+    emerging = Emerging(filters, min_mentions=1, prior_posts=2)
     run_pass(filters, [emerging], dated_only=True)
     # Period: first to last dated covered post, 2026-01-05 .. 2026-02-20 = 47 days; halves of 23 / 24 days.
     assert (emerging.period.start, emerging.period.middle, emerging.period.end) == (
@@ -181,16 +183,33 @@ def test_emerging_rate_and_growth(world):
     # Covered posts: P1 P2 | P3 P4 P5 (P5's gold has no brands but was looked at).
     assert emerging.covered_counts() == (2, 3)
     rows = [(r.brand, r.m1, r.m2, r.rate1, r.rate2, r.growth) for r in emerging.rows()]
+    # Smoothed rate (m + 2 r) / (P + 2), r = the brand's mentions / 5 posts over the period.
     assert rows == [
-        ("Fenty Beauty", 0, 1, 0.0, 333.33, 1.5),  # ((1+1)/(3+1)) / ((0+1)/(2+1))
-        ("Glowlab", 0, 1, 0.0, 333.33, 1.5),
-        ("La Mer", 1, 1, 500.0, 333.33, 0.75),  # (2/4) / (2/3)
-        ("SK-II", 3, 1, 1500.0, 333.33, 0.375),  # (2/4) / (4/3)
+        ("Fenty Beauty", 0, 1, 0.0, 333.33, 2.8),  # r = .2: (1 + .4) / 5 over (0 + .4) / 4
+        ("Glowlab", 0, 1, 0.0, 333.33, 2.8),
+        ("La Mer", 1, 1, 500.0, 333.33, 0.8),  # r = .4: (1 + .8) / 5 over (1 + .8) / 4
+        ("SK-II", 3, 1, 1500.0, 333.33, 0.452),  # r = .8: (1 + 1.6) / 5 over (3 + 1.6) / 4
     ]
-    # The CSV keeps the default noise floor of 3 mentions: only SK-II is left.
+    # The CSV keeps the defaults: 50 pseudo-posts pull these tiny halves towards x1, and only SK-II has
+    # the 3 mentions needed to be listed: (1 + 40) / 53 over (3 + 40) / 52.
     csv_rows = table("emerging")
     assert [(r["brand"], r["growth"], r["first_half_start"], r["second_half_start"]) for r in csv_rows] == [
-        ("SK-II", 0.375, "2026-01-05", "2026-01-28")]
+        ("SK-II", 0.935, "2026-01-05", "2026-01-28")]
+
+
+def test_emerging_brand_new_in_the_second_half_ranks_first(db):
+    w = World()
+    for i in range(40):  # 20 posts a half; Newbrand only in the second, Oldbrand steady
+        day = f"2026-03-{1 + i // 2:02d}"  # days 1-10 are the first half, 11-20 the second
+        mentions = [(w.lamer, w.skincare, "la mer")]
+        if i >= 20 and i % 2 == 0:
+            mentions.append(("Newbrand", w.skincare, "newbrand"))
+        w.gold(w.post(f"post {i}", "tiktok", day), *mentions)
+    rows = table("emerging", source="gold", date_from="2026-03-01", date_to="2026-03-20")
+    assert [(r["brand"], r["brand_linked"], r["mentions_first_half"], r["mentions_second_half"]) for r in rows] == [
+        ("Newbrand", "no", 0, 10), ("La Mer", "yes", 20, 20)]
+    # Newbrand: r = 10 / 40, prior = 12.5: (10 + 12.5) / 70 over 12.5 / 70 = 1.8. La Mer stays at x1.
+    assert [r["growth"] for r in rows] == [1.8, 1.0]
 
 
 def test_one_pass_feeds_several_reports_like_separate_passes(world):
