@@ -263,3 +263,23 @@ def test_diff_between_any_two_versions_per_category():
     assert diff["by_kind"] == {"gold": {"added": 1, "removed": 1, "changed": 1}}
     assert (diff["from"], diff["to"]) == (1, 2)
     assert dataset_diff(None, v1)["posts"]["added"] == 2
+
+
+def test_a_failed_freeze_leaves_no_items_and_says_why(monkeypatch):
+    import annotation.services.datasets as datasets
+
+    _three_gold()
+
+    def disk_full(version):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(datasets, "_hash_export", disk_full)
+    with pytest.raises(OSError):
+        dataset_freeze_now()
+    failed = DatasetVersion.objects.get()
+    assert (failed.status, failed.items.count()) == ("failed", 0)
+    assert "No space left" in failed.error
+    monkeypatch.undo()
+    v2 = dataset_freeze_now()
+    assert (v2.number, v2.parent, v2.status, v2.items.count()) == (2, None, "frozen", 3)
+    failed.delete()  # a failed version is not evidence; it may go
