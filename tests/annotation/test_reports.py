@@ -334,3 +334,17 @@ def test_export_report_command_writes_the_same_rows(world, tmp_path):
         ("Glowlab", "1", "0.3333"), ("La Mer", "1", "0.3333"), ("SK-II", "1", "0.3333")]
     with pytest.raises(CommandError, match="Unknown platform 'myspace'"):
         call_command("export_report", "--kind", "mentions", "--out", str(out), "--platform", "myspace")
+
+
+@pytest.mark.pg
+@pytest.mark.django_db(transaction=True)  # autocommit, as in production: the stream opens its own transaction
+def test_the_same_numbers_on_postgresql(world, client_as):
+    test_mentions_default_source_is_gold_else_promoted(world)
+    test_brand_summary_share_of_voice_and_change(world)
+    test_brand_summary_weeks_start_on_monday(world)
+    test_co_mentions(world)
+    test_emerging_rate_and_growth(world)
+    test_csv_download_streams_header_first_and_filters(world, client_as)
+    for query, expected in [({"source": "gold"}, 8), ({"source": "gen-1"}, 3), ({"brand": "sk-ii"}, 5),
+                            ({"date_from": "2026-02-01", "date_to": "2026-02-28"}, 4)]:
+        assert len(table("mentions", **query)) == expected
