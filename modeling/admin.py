@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from modeling.admin_export import export_generations, export_state
 from modeling.models import ModelGeneration, PrelabelRun
 
 
@@ -23,6 +24,8 @@ class PrelabelRunAdmin(admin.ModelAdmin):
 
 @admin.register(ModelGeneration)
 class ModelGenerationAdmin(admin.ModelAdmin):
-    list_display = ["number", "base_model", "dataset_version", "status", "stage", "progress", "created_at", "promoted_at"]
+    list_display = ["number", "base_model", "dataset_version", "status", "stage", "progress", export_state, "created_at",
+                    "promoted_at"]
     list_filter = ["status"]
+    actions = [export_generations]
     readonly_fields = ["created_at", "started_at", "finished_at", "promoted_at"]

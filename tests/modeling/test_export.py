@@ -305,3 +305,32 @@ def test_int8_export_of_a_cpu_student_serves_with_its_heads(tmp_path):
     assert float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > 0.9
     assert not torch.equal(a, b)
     assert [set(p) for p in served.predict(texts)] == [set(p) for p in reference.predict(texts)]
+
+
+def test_admin_action_queues_an_export_and_the_changelist_shows_its_state(db, client,
+                                                                          django_capture_on_commit_callbacks):
+    from django.contrib.auth import get_user_model
+
+    from annotation.models import DatasetVersion
+    from modeling.models import ModelGeneration
+
+    admin_user = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-for-tests-1")
+    client.force_login(admin_user)
+    version = DatasetVersion.objects.create(number=1)
+    ready = ModelGeneration.objects.create(number=1, base_model="x", dataset_version=version,
+                                           status=ModelGeneration.Status.READY)
+    training = ModelGeneration.objects.create(number=2, base_model="x", dataset_version=version,
+                                              status=ModelGeneration.Status.TRAINING)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post("/admin/modeling/modelgeneration/", {
+            "action": "export_generations", "_selected_action": [ready.pk, training.pk]}, follow=True)
+    assert response.status_code == 200
+    assert len(callbacks) == 1  # one task sent, for the ready generation only
+    ready.refresh_from_db()
+    training.refresh_from_db()
+    assert ready.export_metrics["state"] == "queued" and training.export_metrics == {}
+    page = response.content.decode()
+    import re
+    cells = re.findall(r'<td class="field-export_state">([^<]*)</td>', page)
+    assert sorted(cells) == ["queued", "—"]  # the export column: gen-1 queued, gen-2 never exported
+    assert "Export queued: gen-1." in page and "gen-2 is training" in page.lower()
