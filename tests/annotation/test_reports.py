@@ -291,6 +291,39 @@ def test_csv_download_streams_header_first_and_filters(world, client_as):
     assert len(rows) == 6 and {r[1] for r in rows} == {"tiktok"}  # P1 3, P2 1, P6 2
 
 
+def test_csv_header_goes_out_before_any_report_query(world, client_as):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    response = client_as(Role.ANALYST).get(reverse("reports_export", args=["brand_summary"]))
+    chunks = iter(response.streaming_content)
+    with CaptureQueriesContext(connection) as before_header:
+        assert next(chunks).startswith(b"bucket,category,brand,")
+    assert len(before_header) == 0
+    with CaptureQueriesContext(connection) as rest:
+        assert b"SK-II" in b"".join(chunks)
+    assert len(rest) <= 6  # the KB maps and one cursor per source, whatever the number of posts
+
+
+def test_mentions_export_query_count_does_not_grow_with_posts(world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            rows = table("mentions")
+        return len(captured), len(rows)
+
+    before, rows_before = queries()
+    for i in range(5):
+        world.gold(world.post(f"extra gold {i}", "tiktok", "2026-03-01"), (world.fenty, world.makeup, "fenty"))
+        world.predict(world.post(f"extra predicted {i}", "tiktok", "2026-03-02"), "gen-1",
+                      (world.lamer, "skincare", "la mer", 0.8))
+    after, rows_after = queries()
+    assert rows_after == rows_before + 10
+    assert after == before
+
+
 @pytest.mark.parametrize("query, words", [
     ({"date_to": "31/01/2026"}, b"date_to: '31/01/2026' is not a date"),
     ({"source": "gen-x"}, b"source: Unknown source"),
