@@ -48,7 +48,7 @@ def main() -> None:
     from modeling.student.config import StudentConfig
     from modeling.student.demo import gold_examples, read_jsonl
     from modeling.student.kbsnap import index_from_rows, rows_from_csv, with_cjk_aliases
-    from modeling.student.metrics import evaluate_predictions
+    from modeling.metrics import evaluate as evaluate_predictions
     from modeling.student.predict import StudentPredictor
     from modeling.student.train import train_student
 
@@ -120,10 +120,10 @@ def main() -> None:
         "posts_per_s_ratio": round(med["int8"] / med["fp32"], 3),
         "posts_per_s_runs": {k: [round(x, 2) for x in v] for k, v in rates.items()},
         "latency_p50_ms_fp32": round(lat_med["fp32"], 2), "latency_p50_ms_int8": round(lat_med["int8"], 2),
-        "test_posts": len(test), "span_f1_fp32": test_fp["span_f1"], "span_f1_int8": test_q["span_f1"],
+        "test_posts": len(test), "span_f1_fp32": round(test_fp["span_f1"], 4), "span_f1_int8": round(test_q["span_f1"], 4),
         "span_f1_delta_points": round((test_q["span_f1"] - test_fp["span_f1"]) * 100, 2),
-        "heldout_posts": len(test) + len(val), "heldout_span_f1_fp32": held_fp["span_f1"],
-        "heldout_span_f1_int8": held_q["span_f1"],
+        "heldout_posts": len(test) + len(val), "heldout_span_f1_fp32": round(held_fp["span_f1"], 4),
+        "heldout_span_f1_int8": round(held_q["span_f1"], 4),
         "heldout_span_f1_delta_points": round((held_q["span_f1"] - held_fp["span_f1"]) * 100, 2),
         "brand_em_delta": round(test_q["brand_em"] - test_fp["brand_em"], 4),
         "target": "posts_per_s_ratio >= 1.5 and span F1 lost <= 1 point",

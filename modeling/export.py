@@ -358,6 +358,10 @@ def measure_speed(predictor, texts: list[str], *, batch_size: int = 32, latency_
     return Speed(p50_ms=round(statistics.median(singles) * 1000, 2), posts_per_s=round(statistics.median(rates), 2))
 
 
+def _rounded(figures: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+
+
 def span_f1_gate(before: dict, after: dict, max_drop: float = MAX_SPAN_F1_DROP) -> tuple[bool, float]:
     """(passes, drop): drop = span F1 lost, in points of F1 (0..1 scale); passes when drop ≤ max_drop."""
     drop = float(before["span_f1"]) - float(after["span_f1"])
@@ -367,11 +371,11 @@ def span_f1_gate(before: dict, after: dict, max_drop: float = MAX_SPAN_F1_DROP) 
 def evaluate_export(reference, exported, rows: list[dict], *, speed_texts: list[str] | None = None,
                     max_drop: float = MAX_SPAN_F1_DROP, measure: bool = True) -> dict:
     """Both predictors on the same gold rows (the generation's test split): metrics, deltas, speed, gate."""
-    from modeling.student.metrics import evaluate_predictions
+    from modeling.metrics import evaluate
 
     texts = [r["text"] for r in rows]
-    before = evaluate_predictions(rows, reference.predict(texts))
-    after = evaluate_predictions(rows, exported.predict(texts))
+    before = _rounded(evaluate(rows, reference.predict(texts)))
+    after = _rounded(evaluate(rows, exported.predict(texts)))
     passed, drop = span_f1_gate(before, after, max_drop)
     deltas = {k: round(after[k] - before[k], 4) for k in before
               if isinstance(before.get(k), float) and isinstance(after.get(k), float)}
