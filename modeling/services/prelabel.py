@@ -169,9 +169,9 @@ def teacher_spent_usd() -> Decimal:
     return Prediction.objects.filter(source=Prediction.Source.TEACHER).aggregate(s=Sum("cost_usd"))["s"] or Decimal(0)
 
 
-def teacher_budget_check() -> None:
+def teacher_budget_check(spent: Decimal | None = None) -> None:
     budget = Decimal(str(settings.TEACHER_BUDGET_USD))
-    spent = teacher_spent_usd()
+    spent = teacher_spent_usd() if spent is None else spent
     if spent >= budget:
         raise BudgetExhausted(
             f"Teacher budget spent: ${spent:.4f} of TEACHER_BUDGET_USD=${budget:.2f}. Teacher calls stopped; "
@@ -253,7 +253,8 @@ def prelabel_chunk(*, run_id: int, post_ids: list[int]) -> dict:
         return {**counts, "stopped": True}
     posts = list(Post.objects.filter(pk__in=post_ids).order_by("pk"))
     gone = len(set(post_ids) - {p.pk for p in posts})  # deleted since the run was made
-    _run_add(run_id, {"skipped": gone})
+    if gone:
+        _run_add(run_id, {"skipped": gone})
     label = _label_claiming if source.claims_posts else _label_batch
     counts = label(run_id, source, posts)
     counts["skipped"] += gone
@@ -288,25 +289,30 @@ def _create_once(post: Post, key: dict, fields: dict) -> bool:
 
 
 def _label_claiming(run_id: int, source: Source, posts: list[Post]) -> dict:
-    """Post by post, progress after each (a teacher call takes a while); budget checked before each call."""
+    """Post by post, the budget checked before each call; the run's counters move once per chunk."""
     counts = {"ok": 0, "failed": 0, "skipped": 0}
-    for post in posts:
-        if PrelabelRun.objects.filter(pk=run_id, status=PrelabelRun.Status.STOPPED).exists():
-            break
-        try:
-            teacher_budget_check()
-        except BudgetExhausted as exc:
-            prelabel_run_stop(run_id=run_id, status=PrelabelRun.Status.STOPPED, message=str(exc))
-            break
-        claim = prediction_claim(post=post, source=source)
-        if claim is None:
-            outcome = "skipped"
-        else:
+    if PrelabelRun.objects.filter(pk=run_id, status=PrelabelRun.Status.STOPPED).exists():
+        return counts
+    # Summed once per chunk, then this chunk's own calls added: other workers' spending shows up at their
+    # next chunk, so a budget can be overshot by at most one chunk per worker thread.
+    spent = teacher_spent_usd()
+    try:
+        for post in posts:
+            try:
+                teacher_budget_check(spent)
+            except BudgetExhausted as exc:
+                prelabel_run_stop(run_id=run_id, status=PrelabelRun.Status.STOPPED, message=str(exc))
+                break
+            claim = prediction_claim(post=post, source=source)
+            if claim is None:
+                counts["skipped"] += 1
+                continue
             fields = source.predict_batch([post])[0]
             Prediction.objects.filter(pk=claim.pk).update(**fields, updated_at=timezone.now())
-            outcome = "ok" if fields["status"] == Prediction.Status.OK else "failed"
-        counts[outcome] += 1
-        _run_add(run_id, {outcome: 1})
+            spent += fields.get("cost_usd") or 0
+            counts["ok" if fields["status"] == Prediction.Status.OK else "failed"] += 1
+    finally:
+        _run_add(run_id, counts)
     return counts
 
 
@@ -315,13 +321,12 @@ def prediction_claim(*, post: Post, source: Source) -> Prediction | None:
     key = {"post": post, "source": source.name, "model_version": source.model_version,
            "prompt_version": source.prompt_version}
     try:
-        with transaction.atomic():
-            pred, created = Prediction.objects.get_or_create(
-                **key, defaults={"status": Prediction.Status.ERROR, "status_reason": CLAIM_REASON})
+        with transaction.atomic():  # the usual case, a post never tried: one INSERT claims it
+            return Prediction.objects.create(**key, status=Prediction.Status.ERROR, status_reason=CLAIM_REASON)
     except IntegrityError:
+        pred = Prediction.objects.filter(**key).first()
+    if pred is None:
         return None
-    if created:
-        return pred
     if pred.status != Prediction.Status.ERROR:
         return None
     if pred.status_reason == CLAIM_REASON and pred.updated_at > timezone.now() - CLAIM_TTL:

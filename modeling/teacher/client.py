@@ -200,21 +200,21 @@ def interpret(response: types.GenerateContentResponse) -> TeacherReply:
     usage = response.usage_metadata
     tokens_in = (usage.prompt_token_count or 0) if usage else 0
     tokens_out = ((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else 0
-    raw = _raw_json(response)
-    base = {"raw": raw, "tokens_in": tokens_in, "tokens_out": tokens_out}
+    base = {"tokens_in": tokens_in, "tokens_out": tokens_out}
     feedback = response.prompt_feedback
+    candidates = response.candidates or []
+    text = _candidate_text(candidates[0]) if candidates else ""
+    # The whole response is kept only when there is no answer text to keep (dumping it costs CPU per call).
+    base["raw"] = text or _raw_json(response)
     if feedback is not None and feedback.block_reason:
         return TeacherReply(status="refused", reason=f"prompt blocked: {_name(feedback.block_reason)}", **base)
-    candidates = response.candidates or []
     if not candidates:
         return TeacherReply(status="refused", reason="no candidate returned", **base)
     finish = _name(candidates[0].finish_reason) if candidates[0].finish_reason else ""
-    text = _candidate_text(candidates[0])
     if finish in _REFUSAL_REASONS and not text:
         return TeacherReply(status="refused", reason=f"finish reason {finish}", **base)
     if not text:
         return TeacherReply(status="refused", reason=f"empty answer (finish reason {finish or 'none'})", **base)
-    base["raw"] = text
     try:
         answer = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -47,6 +47,8 @@ class FakeGemini:
         self.requests = 0
         self.by_status: dict[str, int] = {}
         self.seen: dict[str, int] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     # -- answers -------------------------------------------------------------------------------------
     def answer_for(self, text: str) -> dict | None:
@@ -72,8 +74,14 @@ class FakeGemini:
             self.seen[text] = self.seen.get(text, 0) + 1
             nth = self.seen[text]
             latency = self.latency_ms
-        if latency:
-            time.sleep(latency / 1000)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if latency:
+                time.sleep(latency / 1000)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
         marker = MARKER.search(text)
         what = marker.group("what") if marker else ""
         times = int(marker.group("times") or 0) if marker else 0
@@ -106,11 +114,13 @@ class FakeGemini:
 
     def stats(self) -> dict:
         with self.lock:
-            return {"requests": self.requests, "by_status": dict(self.by_status), "latency_ms": self.latency_ms}
+            return {"requests": self.requests, "by_status": dict(self.by_status), "latency_ms": self.latency_ms,
+                    "max_in_flight": self.max_in_flight}
 
     def reset(self) -> None:
         with self.lock:
             self.requests = 0
+            self.max_in_flight = 0
             self.by_status.clear()
             self.seen.clear()
 

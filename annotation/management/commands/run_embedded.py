@@ -49,7 +49,8 @@ class Command(BaseCommand):
         commands |= {
             "worker": celery + ["-Q", "default,student", "-c", "2", "-n", "main@%h"],
             # Teacher calls wait on the network: threads hide that latency.
-            "teacher-worker": celery + ["-Q", "teacher", "-P", "threads", "-c", "8", "-n", "teacher@%h"],
+            "teacher-worker": celery + ["-Q", "teacher", "-P", "threads", "-c", "8", "--prefetch-multiplier", "2",
+                                      "-n", "teacher@%h"],
             # Training and export take the machine: one at a time.
             "gpu-worker": celery + ["-Q", "gpu", "-c", "1", "-n", "gpu@%h"],
             "web": [python, manage, "runserver", addr, "--noreload"],
