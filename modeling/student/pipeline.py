@@ -1,0 +1,164 @@
+"""Batches (posts → padded windows + labels) and decoding (token logits → word-level character spans)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from kb.linking import BrandIndex
+
+from .config import BIO, CATEGORIES
+from .encoding import Encoded, Featurizer, bio_labels, span_token_range
+from .text import Example, strip_possessive
+
+IGNORE = -100
+_MAX_GAP = 6  # chars between two words of one brand name: " ", " & ", " &amp; ", "-"
+
+
+def brand_count_class(n: int) -> int:
+    return min(n, 3)
+
+
+def choose_windows(enc: Encoded, spans: list[dict], rng) -> list[int]:
+    """Training on a long post: the windows holding a labelled span or a KB match, and now and then one
+    other window. Long Reddit bodies are most of the tokens and little of the signal; prediction always
+    runs every window."""
+    if len(enc.windows) <= 1:
+        return list(range(len(enc.windows)))
+    hot = set()
+    for w, (ws, we) in enumerate(enc.windows):
+        if any(enc.gaz[ws:we]):
+            hot.add(w)
+        for span in spans:
+            rng_tokens = span_token_range(enc, span["start"], span["end"])
+            if rng_tokens and rng_tokens[0] < we and ws < rng_tokens[1]:
+                hot.add(w)
+    hot = sorted(hot)
+    if len(hot) > 4:
+        hot = sorted(rng.sample(hot, 4))
+    cold = [w for w in range(len(enc.windows)) if w not in hot]
+    if cold and (not hot or rng.random() < 0.5):
+        hot = sorted(hot + [rng.choice(cold)])
+    return hot
+
+
+def collate(featurizer: Featurizer, encs: list[Encoded], examples: list[Example] | None = None,
+            brand_ids: dict[str, int] | None = None, spans: list[list[dict]] | None = None,
+            device: str = "cpu", keep: list[list[int]] | None = None) -> dict:
+    """`examples` adds training labels; `spans` (per post) asks the span heads about those spans;
+    `keep` (per post) limits the windows fed to the encoder (training only: other tokens are ignored)."""
+    P = len(encs)
+    T = max(1, max(len(e.input_ids) for e in encs))
+    pre, suf = featurizer.prefix_ids, featurizer.suffix_ids
+    pad_id = featurizer.tokenizer.pad_token_id
+    pad_id = 0 if pad_id is None else pad_id
+    rows_ids, rows_gaz, rows_case, rows_index = [], [], [], []
+    covered: list[set[int] | None] = []
+    for p, enc in enumerate(encs):
+        windows = enc.windows or [(0, 0)]
+        if keep is not None and enc.windows:
+            windows = [enc.windows[w] for w in keep[p]]
+            covered.append({t for ws, we in windows for t in range(ws, we)})
+        else:
+            covered.append(None)
+        for ws, we in windows:
+            n = we - ws
+            rows_ids.append(pre + enc.input_ids[ws:we] + suf)
+            rows_gaz.append([0] * len(pre) + enc.gaz[ws:we] + [0] * len(suf))
+            rows_case.append([0] * len(pre) + enc.case[ws:we] + [0] * len(suf))
+            rows_index.append([-1] * len(pre) + [p * T + t for t in range(ws, ws + n)] + [-1] * len(suf))
+    L = max(1, max(len(r) for r in rows_ids))
+    W = len(rows_ids)
+    win_ids = torch.full((W, L), pad_id, dtype=torch.long)
+    win_gaz = torch.zeros((W, L), dtype=torch.long)
+    win_case = torch.zeros((W, L), dtype=torch.long)
+    win_index = torch.full((W, L), -1, dtype=torch.long)
+    win_mask = torch.zeros((W, L), dtype=torch.long)
+    for w in range(W):
+        n = len(rows_ids[w])
+        win_ids[w, :n] = torch.tensor(rows_ids[w], dtype=torch.long)
+        win_gaz[w, :n] = torch.tensor(rows_gaz[w], dtype=torch.long)
+        win_case[w, :n] = torch.tensor(rows_case[w], dtype=torch.long)
+        win_index[w, :n] = torch.tensor(rows_index[w], dtype=torch.long)
+        win_mask[w, : max(1, n)] = 1
+    post_mask = torch.zeros((P, T), dtype=torch.bool)
+    post_gaz = torch.zeros((P, T), dtype=torch.long)
+    for p, enc in enumerate(encs):
+        post_mask[p, : len(enc.input_ids)] = True
+        if covered[p] is not None:
+            post_mask[p] = torch.tensor([t in covered[p] for t in range(T)], dtype=torch.bool)
+        post_gaz[p, : len(enc.gaz)] = torch.tensor(enc.gaz, dtype=torch.long)
+    batch = {"win_ids": win_ids, "win_gaz": win_gaz, "win_case": win_case, "win_index": win_index,
+             "win_mask": win_mask, "post_mask": post_mask, "post_gaz": post_gaz}
+    if examples is not None:
+        tags = torch.full((P, T), IGNORE, dtype=torch.long)
+        visible_spans = []
+        for p, (enc, ex) in enumerate(zip(encs, examples)):
+            tags[p, : len(enc.input_ids)] = torch.tensor(bio_labels(enc, ex.spans), dtype=torch.long)
+            visible = ex.spans
+            if covered[p] is not None:
+                tags[p, ~post_mask[p]] = IGNORE
+                visible = [s for s in ex.spans
+                           if (r := span_token_range(enc, s["start"], s["end"])) and set(range(*r)) <= covered[p]]
+            visible_spans.append(visible)
+        batch["tags"] = tags
+        batch["count"] = torch.tensor([brand_count_class(len(v)) for v in visible_spans], dtype=torch.long)
+        batch["beauty"] = torch.tensor([IGNORE if ex.is_beauty is None else int(ex.is_beauty) for ex in examples])
+        batch["weight"] = torch.tensor([ex.weight for ex in examples], dtype=torch.float)
+        spans = visible_spans
+    if spans is not None:
+        S = max(1, max((len(s) for s in spans), default=1))
+        span_index = torch.zeros((P, S, 2), dtype=torch.long)
+        span_mask = torch.zeros((P, S), dtype=torch.bool)
+        span_cat = torch.full((P, S), IGNORE, dtype=torch.long)
+        span_brand = torch.full((P, S), IGNORE, dtype=torch.long)
+        for p, (enc, post_spans) in enumerate(zip(encs, spans)):
+            for s, span in enumerate(post_spans):
+                rng = span_token_range(enc, span["start"], span["end"])
+                if rng is None:
+                    continue
+                span_index[p, s] = torch.tensor(rng)
+                span_mask[p, s] = True
+                if span.get("category") in CATEGORIES:
+                    span_cat[p, s] = CATEGORIES.index(span["category"])
+                if brand_ids is not None:
+                    span_brand[p, s] = brand_ids.get(span.get("brand_key") or "", IGNORE)
+        batch.update(span_index=span_index, span_mask=span_mask, span_cat=span_cat, span_brand=span_brand)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | None) -> list[dict]:
+    """Word-level decoding: a word takes its first token's tag, spans start/end on word boundaries."""
+    first_token: dict[int, int] = {}
+    for t, w in enumerate(enc.token_word):
+        if w >= 0 and w not in first_token:
+            first_token[w] = t
+    spans: list[dict] = []
+    current: dict | None = None
+    last_word_end = -1
+    B, I = BIO.index("B"), BIO.index("I")
+    for w in sorted(first_token):
+        lp = tag_logprobs[first_token[w]]
+        tag = int(lp.argmax())
+        ws, we = enc.words[w]
+        gap = enc.text[last_word_end:ws] if current is not None else ""
+        joined = current is not None and len(gap) <= _MAX_GAP and "\n" not in gap and not any(
+            c in gap for c in ",;:!?()[]|/")
+        if tag == B or (tag == I and not joined):
+            current = {"start": ws, "end": we, "probs": [math.exp(float(lp[tag]))]}
+            spans.append(current)
+        elif tag == I and joined:
+            current["end"] = we
+            current["probs"].append(math.exp(float(lp[tag])))
+        else:
+            current = None
+        last_word_end = we
+    out = []
+    for span in spans:
+        end = strip_possessive(enc.text, span["start"], span["end"], index)
+        if end <= span["start"]:
+            continue
+        out.append({"start": span["start"], "end": end, "text": enc.text[span["start"]:end],
+                    "confidence": round(sum(span["probs"]) / len(span["probs"]), 4)})
+    return out

@@ -1,0 +1,88 @@
+"""Inference: load an artifact (or wrap a model being trained) and turn texts into spans + post labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from kb.linking import BrandIndex, normalize
+
+from .config import CATEGORIES, StudentConfig
+from .encoding import Featurizer
+from .kbsnap import index_from_rows, load_rows
+from .model import unwrap
+from .pipeline import collate, decode_spans
+
+
+class StudentPredictor:
+    def __init__(self, model, featurizer: Featurizer, index: BrandIndex, brands: list[str], cfg: StudentConfig,
+                 device: str = "cpu"):
+        self.model = model
+        self.featurizer = featurizer
+        self.index = index
+        self.brands = brands  # row i of the brand embedding table = canonical name
+        self.brand_entries = [index.by_canonical.get(normalize(b)) for b in brands]
+        self.cfg = cfg
+        self.device = device
+
+    @classmethod
+    def load(cls, artifact_dir: str | Path, device: str = "cpu") -> "StudentPredictor":
+        from .train import load_model
+
+        artifact_dir = Path(artifact_dir)
+        cfg = StudentConfig.load(artifact_dir / "config.json")
+        index = index_from_rows(load_rows(artifact_dir / "kb.json"))
+        brands = json.loads((artifact_dir / "brands.json").read_text())
+        model, tokenizer = load_model(artifact_dir, cfg, len(brands), device=device)
+        featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
+                                fuzzy=cfg.fuzzy_gazetteer)
+        return cls(model, featurizer, index, brands, cfg, device)
+
+    @torch.no_grad()
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[dict]:
+        was_training = self.model.training
+        self.model.eval()
+        student = unwrap(self.model)
+        out: list[dict] = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: dict[int, dict] = {}
+        for b in range(0, len(order), batch_size):
+            ids = order[b: b + batch_size]
+            encs = [self.featurizer.encode(texts[i]) for i in ids]
+            batch = collate(self.featurizer, encs, device=self.device)
+            H = student.encode(batch)
+            post = student.post_outputs(H, batch["post_mask"])
+            tag_lp = post["tag_logits"].log_softmax(-1).cpu()
+            spans = [decode_spans(enc, tag_lp[p, : len(enc.input_ids)], self.index) for p, enc in enumerate(encs)]
+            if any(spans):
+                sb = collate(self.featurizer, encs, spans=spans, device=self.device)
+                so = student.span_outputs(H, post["post_vec"], sb["span_index"], sb["span_mask"])
+                cats = so["category_logits"].argmax(-1).cpu()
+                sims = so["align_sim"].cpu()
+            beauty = post["beauty_logits"].softmax(-1)[:, 1].cpu()
+            counts = post["count_logits"].argmax(-1).cpu()
+            for p, i in enumerate(ids):
+                brands = []
+                for s, span in enumerate(spans[p]):
+                    brands.append(self._link(texts[i], span, int(cats[p, s]), sims[p, s]))
+                results[i] = {"is_beauty": bool(beauty[p] >= 0.5), "beauty_score": round(float(beauty[p]), 4),
+                              "brand_count": int(counts[p]), "brands": brands}
+        out = [results[i] for i in range(len(texts))]
+        if was_training:
+            self.model.train()
+        return out
+
+    def _link(self, text: str, span: dict, category: int, sims: torch.Tensor) -> dict:
+        link = self.index.resolve(span["text"], context=text)
+        entry, method = link.brand, link.method
+        if entry is None and len(self.brands) and self.cfg.align_threshold < 1.0:
+            best = int(sims.argmax())
+            if float(sims[best]) >= self.cfg.align_threshold and self.brand_entries[best] is not None:
+                entry, method = self.brand_entries[best], "aligned"
+        if entry is not None:
+            return {**span, "brand": entry.canonical_name, "brand_id": entry.brand_id,
+                    "category": entry.category, "link": method}
+        name = span["text"].lstrip("#@")
+        return {**span, "brand": name, "brand_id": None, "category": CATEGORIES[category], "link": "none"}

@@ -1,0 +1,153 @@
+"""Text helpers: words (the unit spans snap to), alignment of teacher mentions, and augmentation that
+writes brands the way TikTok/Instagram/Xiaohongshu posts do (hashtags, handles, lowercase, typos,
+emoji glued to names, Chinese names)."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field, replace
+
+from kb.linking import BrandIndex, normalize
+
+_CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+# A CJK character is a word of its own (no spaces there); elsewhere letters/digits with inner ' . - & +.
+WORD = re.compile(
+    rf"[{_CJK_CLASS}]|(?:(?![{_CJK_CLASS}])[^\W_])(?:(?![{_CJK_CLASS}])\w|['’.\-&+](?=(?![{_CJK_CLASS}])[^\W_]))*"
+)
+_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
+CJK = re.compile(f"[{_CJK_CLASS}]")
+
+
+@dataclass
+class Example:
+    """One post to train on or predict: spans are dicts with start, end, brand, category."""
+
+    id: str
+    text: str
+    spans: list[dict] = field(default_factory=list)
+    is_beauty: bool | None = None
+    kind: str = "gold"  # gold | silver
+    weight: float = 1.0
+    reasoning: str = ""
+
+
+def words(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in WORD.finditer(text)]
+
+
+def strip_possessive(text: str, start: int, end: int, index: BrandIndex | None) -> int:
+    """'Clinique's' → 'Clinique', but Kiehl's / Pond's stay whole when the KB knows them that way."""
+    m = _POSSESSIVE.search(text[start:end])
+    if not m or end - start <= 2:
+        return end
+    if index is not None and normalize(text[start:end]) in index.by_key:
+        return end
+    return start + m.start()
+
+
+def align_mentions(text: str, mentions: list[dict]) -> list[dict] | None:
+    """Teacher mentions (text, brand, category; in order, once per occurrence) → spans with offsets.
+
+    Prefers an occurrence on word boundaries after the previous one, then any case-insensitive one;
+    None when a mention cannot be found (the whole answer is then unusable as a label)."""
+    spans: list[dict] = []
+    cursor = 0
+    taken: list[tuple[int, int]] = []
+    for mention in mentions:
+        surface = (mention.get("text") or "").strip().lstrip("#@")
+        if not surface:
+            return None
+        found = _find(text, surface, cursor, taken)
+        if found is None:
+            found = _find(text, surface, 0, taken)
+        if found is None:
+            return None
+        start, end = found
+        taken.append(found)
+        cursor = end
+        spans.append({"start": start, "end": end, "text": text[start:end], "brand": mention.get("brand") or "",
+                      "category": mention.get("category") or "other"})
+    return sorted(spans, key=lambda s: s["start"])
+
+
+def _find(text: str, surface: str, cursor: int, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
+    pattern = re.escape(surface)
+    bounded = rf"(?<![^\W_]){pattern}(?![^\W_])" if not CJK.search(surface) else pattern
+    for flags in (0, re.IGNORECASE):
+        for m in re.finditer(bounded, text[cursor:], flags):
+            s, e = cursor + m.start(), cursor + m.end()
+            if not any(s < te and ts < e for ts, te in taken):
+                return s, e
+    return None
+
+
+EMOJI = ["💄", "✨", "💋", "😍", "🔥", "💅", "🌸", "❤️", "🥰", "👌"]
+
+
+def _misspell(word: str, rng: random.Random) -> str:
+    letters = [i for i, ch in enumerate(word) if ch.isalpha()]
+    if len(letters) < 5:
+        return word
+    i = rng.choice(letters[1:-1])
+    op = rng.random()
+    if op < 0.4:
+        return word[:i] + word[i + 1:]
+    if op < 0.7:
+        return word[:i] + word[i] + word[i:]
+    j = i + 1 if i + 1 < len(word) else i - 1
+    chars = list(word)
+    chars[i], chars[j] = chars[j], chars[i]
+    return "".join(chars)
+
+
+def augment(example: Example, rng: random.Random, cjk_names: dict[str, list[str]] | None = None) -> Example:
+    """A copy with each brand mention rewritten in a social-media style; offsets are recomputed."""
+    if not example.spans:
+        return example
+    pieces: list[str] = []
+    spans: list[dict] = []
+    pos = 0
+    out_len = 0
+    lower_all = rng.random() < 0.25
+    for span in sorted(example.spans, key=lambda s: s["start"]):
+        before = example.text[pos:span["start"]]
+        if lower_all:
+            before = before.lower()
+        pieces.append(before)
+        out_len += len(before)
+        surface = example.text[span["start"]:span["end"]]
+        prefix, new, suffix = _restyle(surface, span, rng, cjk_names or {})
+        if prefix and pieces and pieces[-1] and not pieces[-1][-1].isspace():
+            prefix = " " + prefix
+        pieces.append(prefix)
+        out_len += len(prefix)
+        spans.append({**span, "start": out_len, "end": out_len + len(new), "text": new})
+        pieces.append(new + suffix)
+        out_len += len(new) + len(suffix)
+        pos = span["end"]
+    rest = example.text[pos:]
+    pieces.append(rest.lower() if lower_all else rest)
+    return replace(example, id=example.id + "~aug", text="".join(pieces), spans=spans)
+
+
+def _restyle(surface: str, span: dict, rng: random.Random, cjk_names: dict[str, list[str]]) -> tuple[str, str, str]:
+    """→ (prefix outside the span, the span text, suffix outside the span)."""
+    compact = re.sub(r"[\s'’.\-&]+", "", surface)
+    choice = rng.random()
+    cjk = cjk_names.get(span.get("brand") or "")
+    if cjk and choice < 0.2:
+        return "", rng.choice(cjk), rng.choice(["", "的", "!"])
+    if choice < 0.25:
+        return "#", compact.lower(), rng.choice(["", " ", "✨"])
+    if choice < 0.4:
+        return "@", compact.lower() + rng.choice(["", "", "official", "beauty"]), ""
+    if choice < 0.6:
+        return "", surface.lower(), ""
+    if choice < 0.75:
+        return "", _misspell(surface, rng), ""
+    if choice < 0.87:
+        return rng.choice(["", rng.choice(EMOJI)]), surface, rng.choice(EMOJI)
+    if choice < 0.93:
+        return "", surface.upper(), ""
+    return "", surface, ""

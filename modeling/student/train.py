@@ -1,0 +1,381 @@
+"""Staged LoRA training: one declarative schedule, checkpoints that resume, early stopping on val span F1."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from kb.linking import BrandIndex, normalize
+from modeling.metrics import evaluate
+
+from .config import StudentConfig, lr_at, scaled_schedule, stage_at
+from .encoding import Featurizer
+from .kbsnap import CJK_ALIASES, rows_from_index, save_rows
+from .model import StudentModel, last_layer_names, lora_config, set_trainable, trainable_groups_of
+from .pipeline import IGNORE, choose_windows, collate
+from .text import Example, augment
+
+
+class Cancelled(Exception):
+    """Raised between steps when `should_cancel()` says so; the last checkpoint stays on disk."""
+
+
+@dataclass
+class Progress:
+    step: int
+    total_steps: int
+    epoch: float
+    stage: str
+    loss: float | None
+    lr: float
+    eta_seconds: float | None
+    val: dict | None = None
+    trainable: tuple[str, ...] = ()  # groups whose parameters train at this step (read from the model)
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if not getattr(tok, "is_fast", False):
+        raise ValueError(f"{path}: the student needs a fast tokenizer (offset mappings)")
+    return tok
+
+
+def load_backbone(path: str, device: str = "cpu"):
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(path).to(device)
+
+
+def build_model(cfg: StudentConfig, n_brands: int, device: str = "cpu"):
+    from peft import get_peft_model
+
+    backbone = load_backbone(cfg.resolved_backbone(), device)
+    student = StudentModel(backbone, n_brands, cfg).to(device)
+    return get_peft_model(student, lora_config(cfg, backbone.config))
+
+
+def load_model(artifact_dir: Path, cfg: StudentConfig, n_brands: int, device: str = "cpu"):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    backbone = load_backbone(cfg.resolved_backbone(), device)
+    layers = artifact_dir / "layers.safetensors"
+    if layers.exists():  # base weights of the layers unfrozen during training (LoRA does not hold them)
+        missing = backbone.load_state_dict(load_file(str(layers)), strict=False)
+        if missing.unexpected_keys:
+            raise ValueError(f"layers.safetensors does not fit {cfg.resolved_backbone()}")
+    student = StudentModel(backbone, n_brands, cfg).to(device)
+    model = PeftModel.from_pretrained(student, str(artifact_dir / "adapter")).to(device)
+    model.eval()
+    return model, load_tokenizer(str(artifact_dir / "tokenizer"))
+
+
+def brand_table(index: BrandIndex) -> list[str]:
+    return sorted({e.canonical_name for e in index.by_id.values()}, key=str.casefold)
+
+
+def link_training_spans(examples: list[Example], index: BrandIndex) -> None:
+    """Give each span the key of its KB brand (for the alignment loss), when it has one."""
+    for ex in examples:
+        for span in ex.spans:
+            entry = index.by_canonical.get(normalize(span.get("brand") or ""))
+            if entry is None:
+                entry, _ = index.lookup(span.get("text") or "")
+            span["brand_key"] = normalize(entry.canonical_name) if entry else ""
+
+
+def epoch_batches(cfg: StudentConfig, featurizer: Featurizer, train: list[Example], epoch: int,
+                  cjk_names: dict[str, list[str]]) -> list[list[Example]]:
+    """The batches of one epoch; a function of (seed, epoch) only, so a resumed run sees the same ones."""
+    rng = random.Random(cfg.seed * 1000 + epoch)
+    items: list[Example] = []
+    for ex in train:
+        if ex.kind == "silver" and not ex.spans and not ex.is_beauty and rng.random() > cfg.negative_keep:
+            continue
+        items.append(ex)
+        if ex.spans and rng.random() < cfg.augment_prob:
+            items.append(augment(ex, rng, cjk_names))
+    rng.shuffle(items)
+    # Bucket by length inside chunks: less padding, still shuffled.
+    chunk = cfg.batch_size * 20
+    batches = []
+    for c in range(0, len(items), chunk):
+        part = sorted(items[c: c + chunk], key=lambda e: len(featurizer.encode(e.text).input_ids))
+        batch: list[Example] = []
+        windows = 0
+        for ex in part:
+            w = min(3, len(featurizer.encode(ex.text).windows))
+            if batch and (len(batch) >= cfg.batch_size or windows + w > cfg.batch_size * 2):
+                batches.append(batch)
+                batch, windows = [], 0
+            batch.append(ex)
+            windows += w
+        if batch:
+            batches.append(batch)
+    rng.shuffle(batches)
+    return batches
+
+
+def compute_loss(out: dict, batch: dict, cfg: StudentConfig) -> torch.Tensor:
+    w = cfg.loss_weights
+    weight = batch["weight"]
+    tag_loss = F.cross_entropy(out["tag_logits"].transpose(1, 2), batch["tags"], ignore_index=IGNORE,
+                               reduction="none")  # [P, T]
+    valid = (batch["tags"] != IGNORE).float()
+    tag = (tag_loss * weight[:, None]).sum() / (valid * weight[:, None]).sum().clamp(min=1e-6)
+    count = (F.cross_entropy(out["count_logits"], batch["count"], reduction="none") * weight).mean()
+    beauty_raw = F.cross_entropy(out["beauty_logits"], batch["beauty"], ignore_index=IGNORE, reduction="none")
+    beauty = (beauty_raw * weight).sum() / ((batch["beauty"] != IGNORE).float() * weight).sum().clamp(min=1e-6)
+    loss = w["bio"] * tag + w["count"] * count + w["beauty"] * beauty
+    if "category_logits" in out:
+        sw = weight[:, None].expand_as(batch["span_cat"])
+        cat_mask = batch["span_cat"] != IGNORE
+        if cat_mask.any():
+            cat = F.cross_entropy(out["category_logits"][cat_mask], batch["span_cat"][cat_mask], reduction="none")
+            loss = loss + w["category"] * (cat * sw[cat_mask]).mean()
+        brand_mask = batch["span_brand"] != IGNORE
+        if brand_mask.any():
+            logits = out["align_sim"][brand_mask] / cfg.align_temperature
+            align = F.cross_entropy(logits, batch["span_brand"][brand_mask], reduction="none")
+            loss = loss + w["align"] * (align * sw[brand_mask]).mean()
+    return loss
+
+
+def _ever_trainable(model, cfg: StudentConfig) -> list[str]:
+    last = last_layer_names(model, cfg.unfreeze_layers)
+    return [n for n, _ in model.named_parameters() if "lora_" in n or "modules_to_save" in n or n in last]
+
+
+def _snapshot(model, names: list[str]) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    return {n: params[n].detach().cpu().clone() for n in names}
+
+
+def _restore(model, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for n, t in state.items():
+            params[n].copy_(t.to(params[n].device))
+
+
+def _init_brand_embeddings(model, featurizer: Featurizer, brands: list[str], device: str) -> None:
+    """Brand vectors start as the backbone's mean-pooled encoding of each canonical name: an alias the
+    training data never showed still lands near its brand."""
+    from .model import unwrap
+
+    student = unwrap(model)
+    vecs = []
+    with torch.no_grad():
+        for b in range(0, len(brands), 64):
+            encs = [featurizer.encode(name) for name in brands[b: b + 64]]
+            batch = collate(featurizer, encs, device=device)
+            H = student.encode(batch)
+            mask = batch["post_mask"].float()[..., None]
+            vecs.append((H * mask).sum(1) / mask.sum(1).clamp(min=1))
+        if vecs:
+            table = torch.cat(vecs)
+            for module in model.modules():
+                if module.__class__.__name__ == "ModulesToSaveWrapper" and hasattr(module, "original_module") \
+                        and isinstance(module.original_module, torch.nn.Embedding) \
+                        and module.original_module.weight.shape == table.shape:
+                    for sub in [module.original_module, *module.modules_to_save.values()]:
+                        sub.weight.copy_(table)
+
+
+def train_student(
+    cfg: StudentConfig,
+    train: list[Example],
+    val: list[Example],
+    index: BrandIndex,
+    out_dir: str | Path,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    log: Callable[[str], None] | None = None,
+    stop_after_steps: int | None = None,
+) -> dict:
+    """Train (or resume) into out_dir; writes the artifact there and returns a summary.
+
+    `stop_after_steps` ends the run early without writing the artifact (tests simulate a killed worker)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = cfg.device
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    tokenizer = load_tokenizer(cfg.resolved_backbone())
+    featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
+                            fuzzy=cfg.fuzzy_gazetteer)
+    brands = brand_table(index)
+    brand_ids = {normalize(b): i for i, b in enumerate(brands)}
+    link_training_spans(train, index)
+    model = build_model(cfg, len(brands), device)
+    _init_brand_embeddings(model, featurizer, brands, device)
+    cjk_names = {b: names for b, names in CJK_ALIASES.items() if normalize(b) in brand_ids}
+    schedule = scaled_schedule(cfg.epochs, lr_scale=cfg.lr_scale)
+    n_epochs = max(1, math.ceil(cfg.epochs - 1e-9))
+    plan = []  # (epoch index, batches, how many of them to run)
+    for e in range(n_epochs):
+        batches = epoch_batches(cfg, featurizer, train, e, cjk_names)
+        share = min(1.0, cfg.epochs - e)
+        plan.append((e, batches, max(1, int(round(len(batches) * share)))))
+    total_steps = sum(n for _, _, n in plan)
+
+    names = _ever_trainable(model, cfg)
+    params = dict(model.named_parameters())
+    head_names = [n for n in names if "modules_to_save" in n]
+    other_names = [n for n in names if "modules_to_save" not in n]
+    optimizer = torch.optim.AdamW([
+        {"params": [params[n] for n in other_names], "lr_mult": 1.0},
+        {"params": [params[n] for n in head_names], "lr_mult": cfg.head_lr_mult},
+    ], lr=schedule[0].lr_start, weight_decay=0.01)
+
+    ckpt_path = out_dir / "checkpoint.pt"
+    step = 0
+    best = {"span_f1": -1.0, "step": 0}
+    best_state = None
+    history: list[dict] = []
+    evals: list[dict] = []
+    bad_evals = 0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        _restore(model, ckpt["state"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step, best, best_state = ckpt["step"], ckpt["best"], ckpt["best_state"]
+        history, evals, bad_evals = ckpt["history"], ckpt["evals"], ckpt["bad_evals"]
+        if log:
+            log(f"resumed from step {step}")
+
+    def save_checkpoint():
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"state": _snapshot(model, names), "optimizer": optimizer.state_dict(), "step": step,
+                    "best": best, "best_state": best_state, "history": history, "evals": evals,
+                    "bad_evals": bad_evals, "config": cfg.to_dict(), "total_steps": total_steps}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    from .predict import StudentPredictor
+
+    predictor = StudentPredictor(model, featurizer, index, brands, cfg, device)
+    eval_every = max(1, int(round(total_steps / max(1.0, cfg.epochs / cfg.eval_every_epochs)))) if val else 0
+    current_stage = None
+    started = time.monotonic()
+    steps_this_run = 0
+    running = []
+    stopped_early = False
+    model.train()
+    g = 0
+    for e, batches, n_run in plan:
+        for i in range(n_run):
+            g += 1
+            if g <= step:
+                continue
+            if should_cancel and should_cancel():
+                save_checkpoint()
+                raise Cancelled()
+            epoch_pos = e + i / len(batches)
+            stage = stage_at(schedule, epoch_pos)
+            if stage.name != current_stage:
+                set_trainable(model, stage.trainable, cfg.unfreeze_layers)
+                current_stage = stage.name
+                trainable_now = tuple(sorted(trainable_groups_of(model, cfg.unfreeze_layers)))
+            lr = lr_at(stage, epoch_pos)
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group["lr_mult"]
+            examples = batches[i]
+            encs = [featurizer.encode(ex.text) for ex in examples]
+            window_rng = random.Random(cfg.seed * 1_000_003 + g)
+            keep = [choose_windows(enc, ex.spans, window_rng) for enc, ex in zip(encs, examples)]
+            batch = collate(featurizer, encs, examples, brand_ids=brand_ids, device=device, keep=keep)
+            out = model(batch)
+            loss = compute_loss(out, batch, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+            optimizer.step()
+            step = g
+            steps_this_run += 1
+            running.append(float(loss.detach()))
+            elapsed = time.monotonic() - started
+            eta = elapsed / steps_this_run * (total_steps - step)
+            val_metrics = None
+            if len(running) >= 10 or step == total_steps:
+                history.append({"step": step, "loss": round(sum(running) / len(running), 5), "stage": stage.name,
+                                "epoch": round(epoch_pos, 3)})
+                running = []
+            if eval_every and (step % eval_every == 0 or step == total_steps):
+                preds = predictor.predict([ex.text for ex in val])
+                val_metrics = evaluate([{"brands": ex.spans, "is_beauty": ex.is_beauty} for ex in val], preds)
+                evals.append({"step": step, "epoch": round(epoch_pos, 3), **val_metrics})
+                if val_metrics["span_f1"] > best["span_f1"]:
+                    best = {"span_f1": val_metrics["span_f1"], "step": step}
+                    best_state = _snapshot(model, names)
+                    bad_evals = 0
+                else:
+                    bad_evals += 1
+                if log:
+                    log(f"step {step}/{total_steps} {stage.name} val span_f1={val_metrics['span_f1']} "
+                        f"best={best['span_f1']}@{best['step']}")
+                save_checkpoint()
+            elif step % cfg.checkpoint_every_steps == 0:
+                save_checkpoint()
+            if on_progress:
+                on_progress(Progress(step, total_steps, epoch_pos, stage.name, history[-1]["loss"] if history else None,
+                                     lr, eta, val_metrics, trainable_now))
+            if stop_after_steps is not None and steps_this_run >= stop_after_steps:
+                save_checkpoint()
+                return {"stopped_at": step, "total_steps": total_steps}
+            if val and bad_evals >= cfg.patience:
+                stopped_early = True
+                break
+        if stopped_early:
+            break
+    if best_state is not None:
+        _restore(model, best_state)
+    model.eval()
+    write_artifact(model, tokenizer, cfg, index, brands, out_dir)
+    summary = {"steps": step, "total_steps": total_steps, "best_val": best, "history": history, "evals": evals,
+               "stopped_early": stopped_early, "train_seconds": round(time.monotonic() - started, 1)}
+    (out_dir / "training.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def write_artifact(model, tokenizer, cfg: StudentConfig, index: BrandIndex, brands: list[str], out_dir: Path) -> None:
+    from safetensors.torch import save_file
+
+    from .model import layer_list, unwrap
+
+    model.save_pretrained(str(out_dir / "adapter"))
+    layers = layer_list(unwrap(model).backbone)
+    n = min(cfg.unfreeze_layers, len(layers))
+    if n and cfg.epochs * 3 / 5 < cfg.epochs:  # the schedule's unfreeze stage ran: keep those base weights
+        prefix = _layers_prefix(unwrap(model).backbone, layers)
+        state = {}
+        for i in range(len(layers) - n, len(layers)):
+            for name, p in layers[i].named_parameters():
+                if "lora_" in name:
+                    continue
+                state[f"{prefix}.{i}.{name.replace('.base_layer', '')}"] = p.detach().cpu().contiguous()
+        save_file(state, str(out_dir / "layers.safetensors"))
+    tokenizer.save_pretrained(str(out_dir / "tokenizer"))
+    cfg.save(out_dir / "config.json")
+    save_rows(rows_from_index(index), out_dir / "kb.json")
+    (out_dir / "brands.json").write_text(json.dumps(brands, ensure_ascii=False))
+
+
+def _layers_prefix(backbone, layers) -> str:
+    for name, module in backbone.named_modules():
+        if module is layers:
+            return name
+    raise ValueError("layers not found")

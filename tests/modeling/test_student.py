@@ -1,0 +1,245 @@
+"""The student without Django: tiny Qwen2 overfit → save → reload, stage boundaries, windowing, resume, cancel,
+and the social-media writing styles (hashtags, handles, CJK, lowercase, emoji glued to names)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import pytest
+import torch
+
+from modeling.student.config import SCHEDULE, StudentConfig, lr_at, scaled_schedule, stage_at
+from modeling.student.encoding import Featurizer, bio_labels
+from modeling.student.model import lora_targets, set_trainable, trainable_groups_of
+from modeling.student.pipeline import collate, decode_spans
+from modeling.student.predict import StudentPredictor
+from modeling.student.text import Example, align_mentions, augment, words
+from modeling.student.train import Cancelled, build_model, load_tokenizer, train_student
+
+from .student_factories import build_tiny_qwen2, labelled, social_examples, tiny_index
+
+OVERFIT = dict(epochs=80, batch_size=8, lr_scale=8.0, augment_prob=0.0, max_window=16, window_stride=10,
+               eval_every_epochs=1000, checkpoint_every_steps=10, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory):
+    return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+def _spans(pred):
+    return [(s["start"], s["end"]) for s in pred["brands"]]
+
+
+def _gold(ex):
+    return [(s["start"], s["end"]) for s in ex.spans]
+
+
+@pytest.fixture(scope="session")
+def overfit(tiny_backbone, tmp_path_factory):
+    """A handful of social-style posts trained to near-zero loss; windows of 16 tokens split most posts."""
+    torch.set_num_threads(1)
+    examples = social_examples()
+    out = tmp_path_factory.mktemp("overfit")
+    progress = []
+    cfg = StudentConfig(backbone=tiny_backbone, **OVERFIT)
+    summary = train_student(cfg, examples, [], tiny_index(), out, on_progress=progress.append)
+    return {"examples": examples, "dir": out, "summary": summary, "progress": progress, "cfg": cfg}
+
+
+def test_overfits_social_posts_and_reloads_with_identical_predictions(overfit, tmp_path):
+    assert overfit["summary"]["history"][-1]["loss"] < 0.1
+    examples = overfit["examples"]
+    predictor = StudentPredictor.load(overfit["dir"])
+    preds = predictor.predict([e.text for e in examples])
+    assert [_spans(p) for p in preds] == [_gold(e) for e in examples]
+    # Hashtag, CJK and lowercase/KB alias spans link to the canonical brand.
+    by_text = {e.text: p for e, p in zip(examples, preds)}
+    assert by_text["my #esteelauder night serum is the best ✨"]["brands"][0]["brand"] == "Estée Lauder"
+    assert by_text["雅诗兰黛小棕瓶 真的好用 推荐"]["brands"][0]["brand"] == "Estée Lauder"
+    assert [b["brand"] for b in by_text["maybelline mascara vs l'oreal which one?"]["brands"]] == [
+        "Maybelline", "L'Oréal Paris"]
+    assert by_text["Got the new @cerave cleanser and it is so gentle"]["brands"][0]["text"] == "cerave"
+    assert [p["is_beauty"] for p in preds] == [e.is_beauty for e in examples]
+    # The artifact is self-contained: copied elsewhere it reloads to the very same outputs.
+    moved = tmp_path / "moved"
+    shutil.copytree(overfit["dir"], moved)
+    again = StudentPredictor.load(moved).predict([e.text for e in examples])
+    assert again == preds
+    for name in ("adapter/adapter_model.safetensors", "adapter/adapter_config.json", "tokenizer/tokenizer.json",
+                 "config.json", "kb.json", "brands.json", "layers.safetensors"):
+        assert (moved / name).exists(), name
+
+
+def test_heads_are_saved_by_peft_modules_to_save(overfit):
+    import json
+
+    adapter_cfg = json.loads((overfit["dir"] / "adapter" / "adapter_config.json").read_text())
+    assert {"tag_head", "span_attn", "brand_emb", "gaz_in"} <= set(adapter_cfg["modules_to_save"])
+    assert "q_proj" in adapter_cfg["target_modules"] and "v_proj" in adapter_cfg["target_modules"]
+
+
+def test_windowing_recovers_a_brand_that_straddles_a_window_edge(overfit):
+    predictor = StudentPredictor.load(overfit["dir"])
+    fz = predictor.featurizer
+    ex = labelled("I love my SK2 essence and La Mer cream", ("SK2", "SK-II", "skincare"),
+                  ("La Mer", "La Mer", "skincare"))
+    # Pad the front until "La Mer" crosses the end of the first window (window content = 16 tokens).
+    for n in range(0, 40):
+        text = "so " * n + ex.text
+        enc = fz.encode(text)
+        start = text.index("La Mer")
+        toks = [t for t, (s, e) in enumerate(enc.offsets) if s < start + 6 and start < e]
+        first_end = enc.windows[0][1]
+        if toks[0] < first_end <= toks[-1]:
+            break
+    else:
+        pytest.fail("could not place the brand across a window edge")
+    assert len(enc.windows) >= 2 and enc.windows[1][0] < first_end  # overlapping windows, nothing dropped
+    covered = set()
+    for ws, we in enc.windows:
+        covered.update(range(ws, we))
+    assert covered == set(range(len(enc.input_ids)))
+    pred = predictor.predict([text])[0]
+    assert (start, start + len("La Mer")) in _spans(pred)
+
+
+def test_stage_schedule_switches_trainable_groups_exactly_at_boundaries(overfit):
+    progress = overfit["progress"]
+    schedule = scaled_schedule(overfit["cfg"].epochs, lr_scale=overfit["cfg"].lr_scale)
+    assert [s.name for s in schedule] == ["warmup", "stable", "progressive_unfreeze", "fine_tune"]
+    assert schedule[1].start == pytest.approx(8.0) and schedule[2].start == pytest.approx(48.0)
+    for p in progress:
+        expected = stage_at(schedule, p.epoch)
+        assert p.stage == expected.name
+        assert set(p.trainable) == set(expected.trainable), (p.step, p.epoch)
+        assert p.lr == pytest.approx(lr_at(expected, p.epoch))
+    # The first step at or after each boundary runs the new stage, the step before it the old one.
+    for before, after in zip(schedule, schedule[1:]):
+        last_before = max((p for p in progress if p.epoch < after.start), key=lambda p: p.step)
+        first_after = min((p for p in progress if p.epoch >= after.start), key=lambda p: p.step)
+        assert last_before.stage == before.name and first_after.stage == after.name
+
+
+def test_stage_at_and_lr_ramps():
+    sched = scaled_schedule(10)
+    assert stage_at(sched, 0.0).name == "warmup"
+    assert stage_at(sched, 0.999).name == "warmup" and stage_at(sched, 1.0).name == "stable"
+    assert stage_at(sched, 5.999).name == "stable" and stage_at(sched, 6.0).name == "progressive_unfreeze"
+    assert stage_at(sched, 8.0).name == "fine_tune" and stage_at(sched, 99).name == "fine_tune"
+    assert lr_at(sched[0], 0.0) == pytest.approx(1e-4) and lr_at(sched[0], 1.0) == pytest.approx(5e-4)
+    assert lr_at(sched[2], 7.0) == pytest.approx(3.5e-4)
+    assert [s.trainable for s in SCHEDULE][2] == ("lora", "heads", "last_layers")
+
+
+def test_set_trainable_on_a_real_model(tiny_backbone):
+    cfg = StudentConfig(backbone=tiny_backbone)
+    model = build_model(cfg, 3)
+    for groups in [("lora", "heads"), ("lora", "heads", "last_layers"), ("heads",)]:
+        set_trainable(model, groups, cfg.unfreeze_layers)
+        assert trainable_groups_of(model, cfg.unfreeze_layers) == set(groups)
+    # "last 6 layers" on a 2-layer backbone = both layers.
+    set_trainable(model, ("last_layers",), 6)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(".layers.0." in n for n in trained) and any(".layers.1." in n for n in trained)
+    assert lora_targets(model.base_model.model.backbone.config) == ["q_proj", "v_proj"]
+
+
+def test_resume_after_a_killed_run_continues_from_the_checkpoint(tiny_backbone, tmp_path):
+    examples = social_examples()
+    cfg = StudentConfig(backbone=tiny_backbone, epochs=6, batch_size=4, augment_prob=0.0, max_window=32,
+                        window_stride=24, eval_every_epochs=1000, checkpoint_every_steps=2)
+    first = train_student(cfg, examples, [], tiny_index(), tmp_path, stop_after_steps=5)
+    assert first["stopped_at"] == 5 and (tmp_path / "checkpoint.pt").exists()
+    assert not (tmp_path / "adapter").exists()
+    seen, logs = [], []
+    summary = train_student(cfg, examples, [], tiny_index(), tmp_path, on_progress=seen.append, log=logs.append)
+    assert logs[0] == "resumed from step 5"
+    assert [p.step for p in seen] == list(range(6, summary["total_steps"] + 1))
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_cancel_stops_between_steps_and_keeps_a_checkpoint(tiny_backbone, tmp_path):
+    calls = {"n": 0}
+
+    def should_cancel():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    cfg = StudentConfig(backbone=tiny_backbone, epochs=4, batch_size=4, augment_prob=0.0, eval_every_epochs=1000)
+    with pytest.raises(Cancelled):
+        train_student(cfg, social_examples(), [], tiny_index(), tmp_path, should_cancel=should_cancel)
+    assert (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "adapter").exists()
+
+
+def test_features_mark_kb_aliases_in_social_writing(tiny_backbone):
+    fz = Featurizer(load_tokenizer(tiny_backbone), tiny_index(), max_window=64, stride=48)
+    for text, surface in [("love #esteelauder ✨", "esteelauder"), ("雅诗兰黛小棕瓶", "雅诗兰黛"),
+                          ("maybelline mascara", "maybelline"), ("mybelline mascara", "mybelline")]:
+        enc = fz.encode(text)
+        start = text.index(surface)
+        marked = [g for g, (s, e) in zip(enc.gaz, enc.offsets) if s < start + len(surface) and start < e
+                  and text[s:e].strip()]
+        assert marked and marked[0] in (1, 3), (text, marked)  # B (exact) or FB (fuzzy: a typo)
+
+
+def test_word_level_decoding_never_returns_subword_fragments(tiny_backbone):
+    fz = Featurizer(load_tokenizer(tiny_backbone), tiny_index(), max_window=64, stride=48)
+    text = "Trying ColourPop and KVD palettes"
+    enc = fz.encode(text)
+    # Tag only the first sub-token of each brand word B, the rest O: decoding still returns whole words.
+    logp = torch.full((len(enc.input_ids), 3), -5.0)
+    logp[:, 0] = 0.0
+    for surface in ("ColourPop", "KVD"):
+        s = text.index(surface)
+        first = next(t for t, (a, b) in enumerate(enc.offsets) if a <= s < b or (text[a:b].strip() and a >= s))
+        logp[first] = torch.tensor([-5.0, 0.0, -5.0])
+    spans = decode_spans(enc, logp, tiny_index())
+    assert [s["text"] for s in spans] == ["ColourPop", "KVD"]
+    assert decode_spans(fz.encode("Clinique's cream"), _all_b(fz.encode("Clinique's cream")), tiny_index())[0][
+        "text"] == "Clinique"
+
+
+def _all_b(enc):
+    logp = torch.full((len(enc.input_ids), 3), -5.0)
+    logp[:, 0] = 0.0
+    logp[0] = torch.tensor([-5.0, 0.0, -5.0])  # only the first sub-token says B; the word is "Clinique's"
+    return logp
+
+
+def test_augmentation_writes_social_forms_with_exact_offsets():
+    ex = labelled("Just bought Estee Lauder and Maybelline today", ("Estee Lauder", "Estée Lauder", "skincare"),
+                  ("Maybelline", "Maybelline", "makeup"))
+    seen = set()
+    for seed in range(60):
+        aug = augment(ex, random.Random(seed), {"Estée Lauder": ["雅诗兰黛"]})
+        for span in aug.spans:
+            assert aug.text[span["start"]:span["end"]] == span["text"]
+            before = aug.text[span["start"] - 1] if span["start"] else ""
+            seen.add("hashtag" if before == "#" else "handle" if before == "@" else
+                     "cjk" if span["text"] == "雅诗兰黛" else "lower" if span["text"].islower() else "other")
+    assert {"hashtag", "handle", "cjk", "lower"} <= seen
+
+
+def test_teacher_mentions_align_to_occurrences_in_order():
+    text = "CeraVe or cerave? I use CeraVe daily"
+    spans = align_mentions(text, [{"text": "CeraVe", "brand": "CeraVe", "category": "skincare"},
+                                  {"text": "cerave", "brand": "CeraVe", "category": "skincare"},
+                                  {"text": "CeraVe", "brand": "CeraVe", "category": "skincare"}])
+    assert [(s["start"], s["end"]) for s in spans] == [(0, 6), (10, 16), (24, 30)]
+    assert align_mentions(text, [{"text": "Olay"}]) is None
+    assert words("雅诗兰黛 is #skii") == [(0, 1), (1, 2), (2, 3), (3, 4), (5, 7), (9, 13)]
+
+
+def test_collate_maps_every_post_token_to_the_windows(tiny_backbone):
+    fz = Featurizer(load_tokenizer(tiny_backbone), tiny_index(), max_window=8, stride=5)
+    texts = ["a fairly long post about maybelline and la mer and more words", "short"]
+    encs = [fz.encode(t) for t in texts]
+    batch = collate(fz, encs, [Example("a", texts[0]), Example("b", texts[1])])
+    T = batch["post_mask"].shape[1]
+    for p, enc in enumerate(encs):
+        idx = batch["win_index"][batch["win_index"] >= 0]
+        mine = {int(i) - p * T for i in idx if p * T <= int(i) < (p + 1) * T}
+        assert mine == set(range(len(enc.input_ids)))
+    assert bio_labels(encs[0], [{"start": texts[0].index("la mer"), "end": texts[0].index("la mer") + 6}]).count(1) == 1
