@@ -88,32 +88,25 @@ def test_run_page_is_for_admins(client_as):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_start_page_and_admin_actions_start_runs(small_kb, client_as, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True  # the admin enqueues; run the chunk here
+def test_admin_actions_on_import_batches_and_posts_and_the_start_page(small_kb, client_as):
     from beautybrain_app.celery import app
 
-    app.conf.task_always_eager = True
+    app.conf.task_always_eager = True  # the admin enqueues on commit; run the chunks here
     try:
         batch = ImportBatch.objects.create(filename="x.jsonl", format="jsonl")
-        make_posts("La Mer one", "SK2 two", batch=batch)
+        posts = make_posts("La Mer one", "SK2 two", batch=batch)
+        make_posts("not in the batch")
         client = client_as("admin")
-        from modeling.admin_actions import prelabel_gazetteer, prelabel_student
-
-        class FakeAdmin:
-            def __init__(self):
-                self.messages = []
-
-            def message_user(self, request, message, level):
-                self.messages.append((str(message), level))
-
-        request = client.get("/models/prelabel/").wsgi_request
-        admin = FakeAdmin()
-        prelabel_gazetteer(admin, request, ImportBatch.objects.filter(pk=batch.pk))
+        response = client.post("/admin/annotation/importbatch/", {
+            "action": "prelabel_gazetteer", "_selected_action": [batch.pk]}, follow=True)
         run = PrelabelRun.objects.get()
-        assert run.status == "done" and run.ok == 2 and "Follow its progress" in admin.messages[0][0]
-        prelabel_student(admin, request, Post.objects.all())
-        assert "promoted" in admin.messages[1][0] and PrelabelRun.objects.count() == 1
-        response = client.post("/models/prelabel/", {"source": "student"}, follow=True)
-        assert b"promoted" in response.content
+        assert (run.status, run.total, run.ok) == ("done", 2, 2)
+        assert b"Follow its progress" in response.content
+        response = client.post("/admin/annotation/post/", {
+            "action": "prelabel_student", "_selected_action": [p.pk for p in posts]}, follow=True)
+        assert b"no model generation has been promoted" in response.content and PrelabelRun.objects.count() == 1
+        response = client.post("/models/prelabel/", {"source": "gazetteer"}, follow=True)
+        assert response.redirect_chain[-1][0] == f"/models/prelabel/{PrelabelRun.objects.first().pk}/"
+        assert Prediction.objects.filter(source="gazetteer").count() == 3
     finally:
         app.conf.task_always_eager = False
