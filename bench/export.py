@@ -31,6 +31,56 @@ def split_of(post_id: str) -> str:
     return "test" if h == 0 else "val" if h == 1 else "train"
 
 
+def compare_onnx(artifact: Path, texts: list[str], out: Path, threads: int, repeats: int) -> dict:
+    """Backbone only (merged LoRA), one batch of posts: torch fp32 / torch int8 / ORT fp32 / ORT int8, seconds."""
+    import onnxruntime as ort
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from modeling.export import merged_student, quantize_int8
+
+    student, tokenizer = merged_student(artifact)
+    backbone = student.backbone.float().eval()
+    enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=128)
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    out.mkdir(parents=True, exist_ok=True)
+    axes = {"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}, "states": {0: "b", 1: "s"}}
+    torch.onnx.export(Wrapped(backbone), (enc["input_ids"], enc["attention_mask"]), str(out / "fp32.onnx"),
+                      input_names=["input_ids", "attention_mask"], output_names=["states"], dynamic_axes=axes,
+                      dynamo=False, opset_version=17)
+    quantize_dynamic(str(out / "fp32.onnx"), str(out / "int8.onnx"), weight_type=QuantType.QInt8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    sessions = {name: ort.InferenceSession(str(out / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
+                for name in ("fp32", "int8")}
+    feed = {k: enc[k].numpy() for k in ("input_ids", "attention_mask")}
+    q = quantize_int8(backbone)
+    runs = {"torch_fp32": lambda: backbone(**enc), "torch_int8": lambda: q(**enc),
+            "ort_fp32": lambda: sessions["fp32"].run(None, feed), "ort_int8": lambda: sessions["int8"].run(None, feed)}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    with torch.inference_mode():
+        for f in runs.values():
+            f()
+        for _ in range(repeats):
+            for name, f in runs.items():
+                started = time.perf_counter()
+                f()
+                times[name].append(time.perf_counter() - started)
+    result = {f"{k}_s": round(statistics.median(v), 4) for k, v in times.items()}
+    result["batch_shape"] = list(enc["input_ids"].shape)
+    result["faster_int8"] = "torch" if result["torch_int8_s"] <= result["ort_int8_s"] else "onnxruntime"
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--artifact", default="", help="a trained student artifact (default: train one here)")
@@ -39,6 +89,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--out", default=str(ROOT / "var" / "bench-export"))
+    parser.add_argument("--compare-onnx", action="store_true",
+                        help="also time ONNX Runtime int8 against torch int8 on the backbone (needs onnx and "
+                             "onnxruntime importable; they are not project dependencies)")
     args = parser.parse_args()
 
     import torch
@@ -129,6 +182,8 @@ def main() -> None:
         "target": "posts_per_s_ratio >= 1.5 and span F1 lost <= 1 point",
     }
     figures["meets_target"] = figures["posts_per_s_ratio"] >= 1.5 and figures["span_f1_delta_points"] >= -1.0
+    if args.compare_onnx:
+        figures["onnx_backbone"] = compare_onnx(artifact, texts[: args.batch], out / "onnx", args.threads, args.repeats)
     print(json.dumps(figures))
 
 
