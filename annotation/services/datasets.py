@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, reset_queries, transaction
 from django.utils import timezone
 
 from annotation.selectors_datasets import dataset_diff, dataset_export_lines, dataset_manifest_bytes
@@ -269,6 +269,9 @@ def _hash_export(version: DatasetVersion) -> dict[str, dict]:
 
 def _set_progress(version: DatasetVersion, done: int) -> None:
     DatasetVersion.objects.filter(pk=version.pk).update(progress_done=done)
+    # With DEBUG on (the embedded default) Django keeps the SQL of the last 9,000 queries, and every
+    # bulk insert carries a chunk of snapshot texts: that log alone would hold ~100 MB at 100k posts.
+    reset_queries()
 
 
 def dataset_version_freeze(*, version: DatasetVersion) -> DatasetVersion:
