@@ -258,6 +258,11 @@ def prelabel_chunk(*, run_id: int, post_ids: list[int]) -> dict:
     label = _label_claiming if source.claims_posts else _label_batch
     counts = label(run_id, source, posts)
     counts["skipped"] += gone
+    if counts["ok"] or counts["failed"]:
+        from annotation.services.queue import post_priority_refresh
+
+        # New suggestions change which posts the work queue hands out first.
+        post_priority_refresh(post_ids=[p.pk for p in posts])
     return counts
 
 
@@ -358,3 +363,39 @@ def prelabel_run_stop(*, run_id: int, status: str, message: str) -> None:
 
 def prelabel_run_is_finished(run: PrelabelRun) -> bool:
     return run.status in (PrelabelRun.Status.DONE, PrelabelRun.Status.STOPPED, PrelabelRun.Status.FAILED)
+
+
+def prelabel_demo_start(*, local_teacher_url: str | None, log=print, wait_s: float = 60) -> list[PrelabelRun]:
+    """`make run`: pre-label the posts nobody has annotated with the gazetteer and, when the teacher is the
+    local endpoint replaying stored answers (never a paid API), with the teacher. Posts already
+    pre-labelled are skipped, so a restart costs nothing."""
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    runs = []
+    sources = ["gazetteer"]
+    if local_teacher_url:
+        url = urlparse(local_teacher_url)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((url.hostname, url.port), timeout=0.5).close()
+                sources.append("teacher")
+                break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            log(f"The local teacher endpoint {local_teacher_url} did not start; skipping teacher pre-labels.")
+    for source in sources:
+        if source == "teacher":
+            settings.GEMINI_BASE_URL = local_teacher_url  # this process enqueues; the workers got it by env
+        try:
+            run = prelabel_run_start(source=source, only_unlabelled=True)
+        except SourceUnavailable as exc:
+            log(str(exc))
+            continue
+        if run.total:
+            log(f"Pre-labelling {run.total} posts with the {source}: /models/prelabel/{run.pk}/")
+        runs.append(run)
+    return runs

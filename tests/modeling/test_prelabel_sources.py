@@ -110,3 +110,16 @@ def test_admin_actions_on_import_batches_and_posts_and_the_start_page(small_kb, 
         assert Prediction.objects.filter(source="gazetteer").count() == 3
     finally:
         app.conf.task_always_eager = False
+
+
+@pytest.mark.django_db
+def test_predictions_landing_refresh_the_queue_priority(small_kb):
+    (post,) = make_posts("Bought La Mer and #SK2 today")
+    before = Post.objects.get(pk=post.pk).priority
+    prelabel_run_start(source="gazetteer", sync=True)
+    from annotation.models import Prediction as P
+    from annotation.services.queue import priority_for
+
+    expected = priority_for(list(P.objects.filter(post=post)))
+    assert Post.objects.get(pk=post.pk).priority == pytest.approx(expected)
+    assert expected != before

@@ -29,6 +29,11 @@ class Command(BaseCommand):
         passwords = demo_users_ensure()
         env = dict(os.environ)
         procs = self.start_processes(addr, env)
+        if not no_demo:
+            from modeling.services.prelabel import prelabel_demo_start
+
+            prelabel_demo_start(local_teacher_url=env["GEMINI_BASE_URL"] if "fake-gemini" in procs else None,
+                                log=self.stdout.write)
         self.stdout.write(self.style.SUCCESS(f"\nBeautyBrain is running on http://{addr}/  (Ctrl-C stops everything)"))
         self.stdout.write("Demo users (passwords kept in var/demo_users.json):")
         for username, password in passwords.items():
