@@ -71,12 +71,13 @@ def test_failure_modes_are_stored_with_status_reason_and_raw_answer(small_kb, fa
 
 
 @pytest.mark.django_db
-def test_two_503s_then_success_is_recovered_by_the_sdk_retries(small_kb, fake_gemini):
-    (post,) = make_posts("OPI again [[fake:503x2]]")
+@pytest.mark.parametrize("code", ["503", "429"])
+def test_two_transient_failures_then_success_are_recovered_by_the_sdk_retries(small_kb, fake_gemini, code):
+    (post,) = make_posts(f"OPI again [[fake:{code}x2]]")
     run_teacher()
     pred = teacher(post)
     assert (pred.status, pred.attempts) == ("ok", 3)
-    assert fake_gemini.stats()["by_status"] == {"503": 2, "200": 1}
+    assert fake_gemini.stats()["by_status"] == {code: 2, "200": 1}
 
 
 @pytest.mark.django_db
