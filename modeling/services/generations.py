@@ -247,6 +247,9 @@ def generation_train(*, generation_id: int) -> str:
         (out_dir / "checkpoint.pt").unlink(missing_ok=True)
         ModelGeneration.objects.filter(pk=generation_id).update(metrics=metrics)
         _finish(ModelGeneration.objects.get(pk=generation_id), Status.READY)
+        from modeling.services.export import generation_export_after_training
+
+        generation_export_after_training(generation=ModelGeneration.objects.get(pk=generation_id))
         return Status.READY
     except Cancelled:
         _finish(ModelGeneration.objects.get(pk=generation_id), Status.CANCELLED)

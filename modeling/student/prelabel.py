@@ -6,7 +6,10 @@ from .predictor import generation_predictor
 
 
 def predict_posts(generation, posts) -> list[dict]:
-    predictor = generation_predictor(generation.number)
+    from modeling.services.export import serving_predictor
+
+    # An export that passed its span-F1 gate serves in place of the full-precision artifact.
+    predictor = serving_predictor(generation) or generation_predictor(generation.number)
     out = []
     for pred in predictor.predict([p.text for p in posts]):
         spans = pred["brands"]

@@ -224,6 +224,17 @@ def test_export_generation_command_records_figures_and_serving_uses_the_export(r
     assert served.model.backbone.layers[0].self_attn.q_proj.weight_packed.dtype == torch.int32
     assert len(served.predict(["my SK2 essence > la mer tbh"])) == 1
 
+    # Pre-labelling with this generation goes through the export once it has passed.
+    from types import SimpleNamespace
+
+    from modeling.services import export as export_service
+    from modeling.student.prelabel import predict_posts
+
+    export_service._loaded.clear()
+    rows = predict_posts(ready_generation, [SimpleNamespace(text="my SK2 essence > la mer tbh")])
+    assert len(rows) == 1 and rows[0]["status"] == "ok"
+    assert [Path(k.split(":")[0]).name for k in export_service._loaded] == ["export-awq"]
+
     finished = metrics["finished_at"]
     call_command("export_generation", "gen-1", "--sync")  # idempotent: a finished export is not redone
     ready_generation.refresh_from_db()
@@ -334,3 +345,24 @@ def test_admin_action_queues_an_export_and_the_changelist_shows_its_state(db, cl
     cells = re.findall(r'<td class="field-export_state">([^<]*)</td>', page)
     assert sorted(cells) == ["queued", "—"]  # the export column: gen-1 queued, gen-2 never exported
     assert "Export queued: gen-1." in page and "gen-2 is training" in page.lower()
+
+
+def test_a_ready_generation_is_exported_after_training_unless_switched_off(db, settings,
+                                                                           django_capture_on_commit_callbacks):
+    from annotation.models import DatasetVersion
+    from modeling.models import ModelGeneration
+    from modeling.services.export import generation_export_after_training
+
+    version = DatasetVersion.objects.create(number=1)
+    generation = ModelGeneration.objects.create(number=1, base_model="x", dataset_version=version,
+                                                status=ModelGeneration.Status.READY)
+    settings.EXPORT_AFTER_TRAINING = False
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        generation_export_after_training(generation=generation)
+    assert not callbacks
+    settings.EXPORT_AFTER_TRAINING = True
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        generation_export_after_training(generation=generation)
+    assert len(callbacks) == 1
+    generation.refresh_from_db()
+    assert generation.export_metrics["state"] == "queued"
