@@ -11,7 +11,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from annotation.models import Annotation, Assignment, Post
 from annotation.roles import Role, has_role, role_required
@@ -29,6 +29,8 @@ from annotation.tokens import tokenize
 EDITORS = (Role.ANNOTATOR, Role.REVIEWER, Role.ADMIN)
 REVIEWERS = (Role.REVIEWER, Role.ADMIN)
 # Request fields that are not part of the change itself.
+# Changes whose answer is the span list alone; the others re-render the whole side panel.
+SPAN_LIST_OPS = {"add", "delete", "update"}
 _META_FIELDS = {"version", "active_ms", "csrfmiddlewaretoken", "focus", "gold"}
 
 
@@ -54,18 +56,18 @@ def queue_skip(request, post_id: int):
 def _editable(request, post_id: int) -> Annotation:
     """The annotation this user edits on this post: their own; the gold one for reviewers (?gold=1).
     An annotator opens a post only through the queue (an assignment) or their own earlier work."""
-    post = get_object_or_404(Post, pk=post_id)
     wants_gold = (request.GET.get("gold") or request.POST.get("gold")) == "1"
     if wants_gold:
         if not has_role(request.user, *REVIEWERS):
             raise PermissionDenied("Only reviewers edit gold annotations.")
-        gold = Annotation.objects.select_related("post").filter(post=post, is_gold=True).first()
+        gold = Annotation.objects.select_related("post").filter(post_id=post_id, is_gold=True).first()
         if gold is None:
             raise Http404("This post has no gold annotation yet.")
         return gold
-    own = Annotation.objects.select_related("post").filter(post=post, annotator=request.user, is_gold=False).first()
+    own = Annotation.objects.select_related("post").filter(post_id=post_id, annotator=request.user, is_gold=False).first()
     if own is not None:
         return own
+    post = get_object_or_404(Post, pk=post_id)
     if not has_role(request.user, *REVIEWERS) and not Assignment.objects.filter(
         post=post, annotator=request.user
     ).exists():
@@ -75,14 +77,19 @@ def _editable(request, post_id: int) -> Annotation:
     return annotation
 
 
-def _panel_context(annotation: Annotation, **extra) -> dict:
+def _urls(annotation: Annotation) -> dict:
     suffix = "?gold=1" if annotation.is_gold else ""
     pk = annotation.post_id
     return {
-        "annotation": annotation, "post": annotation.post, "read_only": is_read_only(annotation),
         "change_url": reverse("editor_change", args=[pk]) + suffix, "undo_url": reverse("editor_undo", args=[pk]) + suffix,
         "submit_url": reverse("editor_submit", args=[pk]) + suffix,
-        **editor_state(annotation=annotation), **extra,
+    }
+
+
+def _panel_context(annotation: Annotation, **extra) -> dict:
+    return {
+        "annotation": annotation, "post": annotation.post, "read_only": is_read_only(annotation),
+        **_urls(annotation), **editor_state(annotation=annotation), **extra,
     }
 
 
@@ -155,6 +162,14 @@ def editor_change(request, post_id: int):
         return _panel(request, annotation, status=422, error=str(exc))
     created = applied.inverse[0] if applied.inverse and applied.inverse[0]["op"] == "delete" else None
     focus = f"{created['start']}:{created['end']}" if created else request.POST.get("focus", "")
+    if op.get("op") in SPAN_LIST_OPS:
+        # Only the span list changed: render just it (the suggestions' accepted/open marks follow in
+        # the browser from the spans present), so the save that annotators make most stays cheap.
+        response = render(request, "annotation/editor.html#spans-section", {
+            "annotation": applied.annotation, "spans": applied.spans, "categories": applied.categories,
+            "read_only": False, "saved": applied.message, "focus": focus, **_urls(applied.annotation),
+        })
+        return reswap(retarget(response, "#spans-section"), "outerHTML")
     return _panel(request, applied.annotation, saved=applied.message, focus=focus)
 
 

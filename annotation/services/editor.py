@@ -39,6 +39,10 @@ class Applied:
     annotation: Annotation
     message: str = ""
     inverse: list[dict] = field(default_factory=list)
+    # The annotation's spans after the change (brand and category attached) and the categories, so
+    # the editor can render its span list without querying again.
+    spans: list[Span] = field(default_factory=list)
+    categories: list[Category] = field(default_factory=list)
 
 
 def annotation_for_editing(*, user, post: Post) -> Annotation:
@@ -69,17 +73,23 @@ def annotation_change(
     if is_read_only(annotation):
         raise EditError("This annotation has been reviewed and can no longer change.")
     before = (annotation.is_beauty, annotation.no_brands, annotation.dismissed)
+    _load(annotation)
     try:
         inverse, message = _apply(annotation, op)
     except EditError:
         # The transaction rolls the rows back; put the in-memory copy back too.
         annotation.is_beauty, annotation.no_brands, annotation.dismissed = before
+        _forget(annotation)
         raise
     log = list(annotation.undo_log)
     if record_undo and inverse:
         log = (log + [{"inverse": inverse, "label": message}])[-UNDO_DEPTH:]
-    _bump(annotation, version, active_seconds, undo_log=log)
-    return Applied(annotation, message, inverse)
+    try:
+        _bump(annotation, version, active_seconds, undo_log=log)
+    except EditConflict:
+        _forget(annotation)
+        raise
+    return _applied(annotation, message, inverse)
 
 
 @transaction.atomic
@@ -92,10 +102,74 @@ def annotation_undo(*, annotation: Annotation, version: int, active_seconds: flo
     if not log:
         raise EditError("Nothing to undo.")
     entry = log.pop()
-    for inverse_op in entry["inverse"]:
-        _apply(annotation, inverse_op)
-    _bump(annotation, version, active_seconds, undo_log=log)
-    return Applied(annotation, f"Undid: {entry['label']}")
+    _load(annotation)
+    try:
+        for inverse_op in entry["inverse"]:
+            _apply(annotation, inverse_op)
+        _bump(annotation, version, active_seconds, undo_log=log)
+    except (EditError, EditConflict):
+        _forget(annotation)
+        raise
+    return _applied(annotation, f"Undid: {entry['label']}", [])
+
+
+# The spans and categories a change works on are read once per change (one query each) and kept on
+# the annotation object while the change runs: the save request stays a handful of queries.
+def _load(annotation: Annotation) -> None:
+    cats = list(Category.objects.all())
+    annotation._editor_cats = cats
+    annotation._editor_cat_by_slug = {c.slug: c for c in cats}
+    annotation._editor_cat_by_pk = {c.pk: c for c in cats}
+    annotation._editor_index = None
+    spans = list(Span.objects.filter(annotation_id=annotation.pk))
+    for span in spans:  # what the span list shows, without joining brand and category
+        span.brand = _brand_for_display(annotation, span.brand_id)
+        span.category = annotation._editor_cat_by_pk.get(span.category_id)
+    annotation._editor_spans = spans
+
+
+def _forget(annotation: Annotation) -> None:
+    for name in ("_editor_spans", "_editor_cats", "_editor_cat_by_slug", "_editor_cat_by_pk", "_editor_index"):
+        annotation.__dict__.pop(name, None)
+
+
+def _index(annotation: Annotation):
+    """The KB index, looked up once per change (its freshness check reads the cache)."""
+    if annotation._editor_index is None:
+        annotation._editor_index = get_index()
+    return annotation._editor_index
+
+
+def _applied(annotation: Annotation, message: str, inverse: list[dict]) -> Applied:
+    spans = sorted(annotation._editor_spans, key=lambda s: (s.start, s.end))
+    applied = Applied(annotation, message, inverse, spans, annotation._editor_cats)
+    _forget(annotation)
+    return applied
+
+
+def _spans(annotation: Annotation) -> list[Span]:
+    return annotation._editor_spans
+
+
+def _find(annotation: Annotation, start: int, end: int) -> Span | None:
+    return next((s for s in _spans(annotation) if s.start == start and s.end == end), None)
+
+
+def _brand_for_display(annotation: Annotation, brand_id: int | None) -> Brand | None:
+    """A Brand carrying what the span list shows, from the in-memory KB index when it knows it."""
+    if brand_id is None:
+        return None
+    entry = _index(annotation).by_id.get(brand_id)
+    if entry is not None:
+        return Brand(pk=entry.brand_id, canonical_name=entry.canonical_name)
+    return Brand.objects.filter(pk=brand_id).first()
+
+
+def _brand_category_id(annotation: Annotation, brand_id: int) -> int | None:
+    entry = _index(annotation).by_id.get(brand_id)
+    if entry is not None and entry.category in annotation._editor_cat_by_slug:
+        return annotation._editor_cat_by_slug[entry.category].pk
+    return Brand.objects.filter(pk=brand_id).values_list("category_id", flat=True).first()
 
 
 def _bump(annotation: Annotation, version: int, active_seconds: float, *, undo_log: list) -> None:
@@ -135,14 +209,17 @@ def _span_dict(span: Span) -> dict:
             "category_id": span.category_id, "suggested_by": span.suggested_by, "link": False}
 
 
-def _category_id(op: dict) -> int | None:
+def _category_id(annotation: Annotation, op: dict) -> int | None:
     if op.get("category_id") not in (None, ""):
-        return int(op["category_id"])
+        pk = int(op["category_id"])
+        if pk not in annotation._editor_cat_by_pk:
+            raise EditError(f"Unknown category {pk}.")
+        return pk
     if op.get("category"):
-        cat = Category.objects.filter(slug=op["category"]).values_list("pk", flat=True).first()
+        cat = annotation._editor_cat_by_slug.get(op["category"])
         if cat is None:
             raise EditError(f"Unknown category {op['category']!r}.")
-        return cat
+        return cat.pk
     return None
 
 
@@ -158,51 +235,55 @@ def _op_add(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
         end -= 1
     if start == end:
         raise EditError("Select some text, not only spaces.")
-    overlapping = list(annotation.spans.filter(start__lt=end, end__gt=start))
+    spans = _spans(annotation)
+    overlapping = [s for s in spans if s.start < end and s.end > start]
     if overlapping and not op.get("replace"):
         other = overlapping[0]
         raise EditError(f"“{text[start:end]}” overlaps “{other.text}”; delete that span first.")
     inverse = [_span_dict(s) for s in overlapping]
-    for s in overlapping:
-        s.delete()
-    brand_id = op.get("brand_id") or None
-    category_id = _category_id(op)
+    if overlapping:
+        Span.objects.filter(pk__in=[s.pk for s in overlapping]).delete()
+        spans[:] = [s for s in spans if s not in overlapping]
+    brand_id = int(op["brand_id"]) if op.get("brand_id") not in (None, "") else None
+    category_id = _category_id(annotation, op)
     brand_text = (op.get("brand_text") or "")[:200]
     if brand_id is None and not brand_text and op.get("link", True):
-        link = get_index().resolve(text[start:end], context=text)
+        link = _index(annotation).resolve(text[start:end], context=text)
         if link.brand is not None:
             brand_id = link.brand.brand_id
-            if category_id is None:
-                category_id = Category.objects.filter(slug=link.brand.category).values_list("pk", flat=True).first()
     if brand_id is not None and category_id is None:
-        category_id = Brand.objects.filter(pk=brand_id).values_list("category_id", flat=True).first()
+        category_id = _brand_category_id(annotation, brand_id)
     span = Span.objects.create(
         annotation=annotation, start=start, end=end, text=text[start:end][:500], brand_id=brand_id,
         brand_text=brand_text, category_id=category_id, suggested_by=(op.get("suggested_by") or "")[:140],
     )
+    span.brand = _brand_for_display(annotation, brand_id)
+    span.category = annotation._editor_cat_by_pk.get(category_id)
+    spans.append(span)
     if annotation.no_brands:
         annotation.no_brands = False
     return [{"op": "delete", "start": span.start, "end": span.end}] + inverse, f"added “{span.text}”"
 
 
 def _op_delete(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
-    span = annotation.spans.filter(start=_int(op, "start"), end=_int(op, "end")).first()
+    span = _find(annotation, _int(op, "start"), _int(op, "end"))
     if span is None:
         raise EditError("That span is already gone.")
     inverse = [_span_dict(span)]
-    span.delete()
+    Span.objects.filter(pk=span.pk).delete()
+    _spans(annotation).remove(span)
     return inverse, f"deleted “{span.text}”"
 
 
 def _op_update(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
-    span = annotation.spans.filter(start=_int(op, "start"), end=_int(op, "end")).first()
+    span = _find(annotation, _int(op, "start"), _int(op, "end"))
     if span is None:
         raise EditError("That span no longer exists.")
     before = {"op": "update", "start": span.start, "end": span.end}
     changed = []
     if "category_id" in op or "category" in op:
         before["category_id"] = span.category_id
-        span.category_id = _category_id(op)
+        span.category_id = _category_id(annotation, op)
         changed.append("category_id")
     if "brand_id" in op or "brand_text" in op:
         before["brand_id"], before["brand_text"] = span.brand_id, span.brand_text
@@ -210,12 +291,14 @@ def _op_update(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
         span.brand_text = (op.get("brand_text") or "")[:200] if span.brand_id is None else ""
         changed += ["brand_id", "brand_text"]
         if span.brand_id is not None and "category_id" not in changed and span.category_id is None:
-            span.category_id = Brand.objects.filter(pk=span.brand_id).values_list("category_id", flat=True).first()
+            span.category_id = _brand_category_id(annotation, span.brand_id)
             before.setdefault("category_id", None)
             changed.append("category_id")
     if not changed:
         raise EditError("Nothing to change.")
-    span.save(update_fields=changed)
+    Span.objects.filter(pk=span.pk).update(**{name: getattr(span, name) for name in changed})
+    span.brand = _brand_for_display(annotation, span.brand_id)
+    span.category = annotation._editor_cat_by_pk.get(span.category_id)
     return [before], f"changed “{span.text}”"
 
 
@@ -225,7 +308,7 @@ def _op_flag(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
         annotation.is_beauty = op["is_beauty"] if op["is_beauty"] in (True, False, None) else str(op["is_beauty"]) == "true"
     if "no_brands" in op:
         annotation.no_brands = op["no_brands"] in (True, "true", "1", 1)
-    if annotation.no_brands and annotation.spans.exists():
+    if annotation.no_brands and _spans(annotation):
         raise EditError("Delete the spans before marking the post as having no brands.")
     return [before], "changed the post flags"
 
@@ -287,7 +370,7 @@ def _op_accept(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
 
 def _op_accept_all(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
     source = str(op.get("source"))
-    have = {(s.start, s.end) for s in annotation.spans.all()}
+    have = {(s.start, s.end) for s in _spans(annotation)}
     inverse: list[dict] = []
     n = 0
     for prediction in suggestions_for(annotation.post):

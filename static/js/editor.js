@@ -149,13 +149,32 @@
     if (row && scroll !== false) row.scrollIntoView({ block: "nearest" });
   }
 
+  // Which suggestions are taken follows from the spans present, so a change that re-renders only
+  // the span list keeps the suggestion lists right without asking the server.
+  function syncSuggestions() {
+    const have = new Set(rows().map((r) => r.dataset.key));
+    $$("[data-sugg]").forEach((li) => {
+      const state = have.has(li.dataset.start + ":" + li.dataset.end) ? "accepted" : li.dataset.dismissed ? "rejected" : "open";
+      li.dataset.state = state;
+      const badge = $(".sg-done", li);
+      badge.textContent = state;
+      badge.className = "badge sg-done " + state;
+    });
+    $$("[data-accept-all]").forEach((btn) => {
+      const open = $$(`[data-sugg][data-source="${btn.dataset.acceptAll}"][data-state=open]`).length;
+      $(".n", btn).textContent = open;
+      btn.hidden = !open;
+    });
+  }
+
   function onPanel() {
     const panel = $("#panel");
-    if (!panel) return;
-    if (panel.dataset.focus) selected = panel.dataset.focus;
+    const section = $("#spans-section");
+    if (!panel || !section) return;
+    if (section.dataset.focus) selected = section.dataset.focus;
     if (selected && !selectedRow()) selected = null;
     if (!selected && rows().length === 1) selected = rows()[0].dataset.key;
-    $$(".brand-input", panel).forEach((input) => autocomplete(input, (opt) => {
+    $$(".brand-input", section).forEach((input) => autocomplete(input, (opt) => {
       const values = { op: "update", start: input.dataset.start, end: input.dataset.end, focus: input.dataset.start + ":" + input.dataset.end };
       if (opt.dataset.brandId) values.brand_id = opt.dataset.brandId;
       else { values.brand_id = ""; values.brand_text = opt.dataset.brandText; }
@@ -163,10 +182,18 @@
     }));
     if ($("#conflict", panel)) setState("Conflict: not saved", "error");
     else if (panel.querySelector(".msg-error")) setState("Not saved", "error");
-    else if (panel.dataset.saved) setState("Saved · " + panel.dataset.saved, "saved");
+    else if (section.dataset.saved) setState("Saved · " + section.dataset.saved, "saved");
+    syncSuggestions();
     paint();
   }
-  document.body.addEventListener("htmx:afterSettle", (e) => { if (e.target.id === "panel" || e.detail.elt.id === "panel") onPanel(); });
+  document.body.addEventListener("htmx:afterSettle", (e) => {
+    const ids = [e.target.id, e.detail.elt && e.detail.elt.id];
+    if (ids.includes("spans-section") && !ids.includes("panel")) {
+      // A change was saved: an earlier conflict or error message no longer applies.
+      $$("#panel > #conflict, #panel > .msg-error").forEach((m) => m.remove());
+    }
+    if (ids.includes("panel") || ids.includes("spans-section")) onPanel();
+  });
   onPanel();
 
   // --- selecting text -------------------------------------------------------------------------
@@ -266,7 +293,7 @@
     const t = e.target;
     const typing = t.matches && t.matches("input[type=text], input:not([type]), textarea, select");
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); clickIn("#submit"); return; }
-    if ((e.key === "z" || e.key === "Z") && (e.ctrlKey || e.metaKey) && !typing) { e.preventDefault(); clickIn(`#panel button[hx-post="${ed.dataset.undoUrl}"]`); return; }
+    if ((e.key === "z" || e.key === "Z") && (e.ctrlKey || e.metaKey) && !typing) { e.preventDefault(); clickIn(`#spans-section button[hx-post="${ed.dataset.undoUrl}"]`); return; }
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
     const help = $("#help");
     if (e.key === "?") { e.preventDefault(); toggleHelp(); return; }
@@ -297,17 +324,17 @@
         if (row) { e.preventDefault(); const i = $(".brand-input", row); i.focus(); }
         return;
       case "a": case "A":
-        e.preventDefault(); clickIn("[data-accept-all]"); return;
+        e.preventDefault(); clickIn("[data-accept-all]:not([hidden])"); return;
       case "s": case "S":
         e.preventDefault(); clickIn("[data-sugg][data-state=open] button.ok"); return;
       case "r": case "R":
-        e.preventDefault(); clickIn("[data-sugg][data-state=open] button:not(.ok)"); return;
+        e.preventDefault(); clickIn("[data-sugg][data-state=open] button.reject"); return;
       case "x": case "X":
         e.preventDefault(); clickIn("[data-flag=beauty]"); return;
       case "0":
         e.preventDefault(); clickIn("[data-flag=nobrands]"); return;
       case "u": case "U":
-        e.preventDefault(); clickIn(`#panel button[hx-post="${ed.dataset.undoUrl}"]`); return;
+        e.preventDefault(); clickIn(`#spans-section button[hx-post="${ed.dataset.undoUrl}"]`); return;
       case " ":
         if (anchor && !onControl) { e.preventDefault(); addSpan({ start: +anchor.dataset.start, end: +anchor.dataset.end }); }
         return;

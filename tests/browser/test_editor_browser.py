@@ -76,6 +76,9 @@ def test_annotator_marks_links_accepts_and_submits_with_the_keyboard(live_server
     row = page.locator(f'[data-span][data-key="{lm}:{lm + 2}"]')
     expect(row).to_be_visible()
     expect(row).to_have_class("span-row unlinked selected")
+    # Only the span list came back; the taken suggestion stays marked from the spans present.
+    expect(page.locator(".source.teacher [data-sugg]")).to_have_attribute("data-state", "accepted")
+    expect(page.locator(".source.teacher [data-accept-all]")).to_be_hidden()
     page.keyboard.press("Escape")
     expect(row).to_have_class("span-row unlinked")
     page.keyboard.press("k")  # nothing selected: k selects the last span, "LM"
