@@ -155,3 +155,15 @@ def test_teacher_without_key_or_endpoint_is_a_clear_error(settings):
     with pytest.raises(CommandError, match="GEMINI_API_KEY"):
         call_command("prelabel", "--source", "teacher", "--sync")
     assert not PrelabelRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_teacher_calls_go_through_the_shared_rate_limit(small_kb, fake_gemini, settings):
+    import time
+
+    settings.GEMINI_RATE_PER_S = 10
+    make_posts(*(f"OPI rate {i}" for i in range(5)))
+    started = time.monotonic()
+    run = run_teacher()
+    assert run.ok == 5
+    assert time.monotonic() - started >= 0.4  # five calls, at least four intervals of 1/10 s
