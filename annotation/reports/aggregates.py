@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 from itertools import combinations
 from typing import Iterator
 
-from django.db.models import Max, Min
+from django.db.models import Count, Max, Min, Q
 
 from annotation.reports.filters import ReportFilters
 from annotation.reports.mentions import (
@@ -285,20 +286,16 @@ class Emerging:
             self.categories[key][m.category] += 1
 
     def covered_counts(self) -> tuple[int, int]:
-        from datetime import datetime, time
-        from datetime import timezone as dt_timezone
-
         if self.period is None:
             return 0, 0
-
-        def at(day: date):
-            return datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
-
-        posts = covered_posts(self.filters, dated_only=True)
-        first = posts.filter(posted_at__gte=at(self.period.start), posted_at__lt=at(self.period.middle)).count()
-        second = posts.filter(posted_at__gte=at(self.period.middle),
-                              posted_at__lt=at(self.period.end + timedelta(days=1))).count()
-        return first, second
+        start, middle, end = (datetime.combine(day, time.min, tzinfo=dt_timezone.utc) for day in (
+            self.period.start, self.period.middle, self.period.end + timedelta(days=1)))
+        # One scan for both halves: the covered-posts filter is the expensive part.
+        counts = covered_posts(self.filters, dated_only=True).aggregate(
+            first=Count("id", filter=Q(posted_at__gte=start, posted_at__lt=middle)),
+            second=Count("id", filter=Q(posted_at__gte=middle, posted_at__lt=end)),
+        )
+        return counts["first"], counts["second"]
 
     def growth(self, m1: int, m2: int, p1: int, p2: int) -> float:
         prior = self.prior_posts * (m1 + m2) / max(p1 + p2, 1)  # pseudo-mentions at the period's rate
