@@ -9,34 +9,24 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from modeling.services.prelabel import prelabel_chunk, prelabel_run_stop
+from modeling.services.prelabel import prelabel_chunk_or_fail
 # Imported here so a prefork worker loads the SDK once, before forking, not in every child's first task.
 from modeling.teacher import client as _teacher_client  # noqa: F401
 
 
-def _label(run_id: int, post_ids: list[int]) -> dict:
-    try:
-        return prelabel_chunk(run_id=run_id, post_ids=post_ids)
-    except Exception as exc:
-        from modeling.models import PrelabelRun
-
-        prelabel_run_stop(run_id=run_id, status=PrelabelRun.Status.FAILED, message=f"{type(exc).__name__}: {exc}")
-        raise
-
-
 @shared_task(name="modeling.tasks.teacher_label_chunk", acks_late=True)
 def teacher_label_chunk(run_id: int, post_ids: list[int]) -> dict:
-    return _label(run_id, post_ids)
+    return prelabel_chunk_or_fail(run_id=run_id, post_ids=post_ids)
 
 
 @shared_task(name="modeling.tasks.gazetteer_label_chunk", acks_late=True)
 def gazetteer_label_chunk(run_id: int, post_ids: list[int]) -> dict:
-    return _label(run_id, post_ids)
+    return prelabel_chunk_or_fail(run_id=run_id, post_ids=post_ids)
 
 
 @shared_task(name="modeling.tasks.student_label_chunk", acks_late=True)
 def student_label_chunk(run_id: int, post_ids: list[int]) -> dict:
-    return _label(run_id, post_ids)
+    return prelabel_chunk_or_fail(run_id=run_id, post_ids=post_ids)
 
 
 @shared_task(name="modeling.tasks.gpu_train_generation", acks_late=True, reject_on_worker_lost=True)

@@ -9,7 +9,6 @@ student package plugs in through `modeling.student.prelabel.predict_posts(genera
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -17,13 +16,12 @@ from typing import Callable, Iterable
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from annotation.models import Post, Prediction
 from modeling.models import ModelGeneration, PrelabelRun
 
-log = logging.getLogger(__name__)
 
 SOURCES = ("teacher", "gazetteer", "student")
 CHUNK_SIZES = {"teacher": 4, "gazetteer": 200, "student": 64}
@@ -222,7 +220,7 @@ def prelabel_run_start(*, source: str, posts=None, only_unlabelled=False, limit=
     chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
     if sync:
         for chunk in chunks:
-            prelabel_chunk(run_id=run.pk, post_ids=chunk)
+            prelabel_chunk_or_fail(run_id=run.pk, post_ids=chunk)
         run.refresh_from_db()
         return run
     from modeling import tasks
@@ -232,6 +230,15 @@ def prelabel_run_start(*, source: str, posts=None, only_unlabelled=False, limit=
     for chunk in chunks:
         task.delay_on_commit(run.pk, chunk)
     return run
+
+
+def prelabel_chunk_or_fail(*, run_id: int, post_ids: list[int]) -> dict:
+    """`prelabel_chunk`, recording an unexpected error on the run (then raising it) so no run stays 'running'."""
+    try:
+        return prelabel_chunk(run_id=run_id, post_ids=post_ids)
+    except Exception as exc:
+        prelabel_run_stop(run_id=run_id, status=PrelabelRun.Status.FAILED, message=f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def prelabel_chunk(*, run_id: int, post_ids: list[int]) -> dict:
