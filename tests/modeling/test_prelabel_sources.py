@@ -123,3 +123,18 @@ def test_predictions_landing_refresh_the_queue_priority(small_kb):
     expected = priority_for(list(P.objects.filter(post=post)))
     assert Post.objects.get(pk=post.pk).priority == pytest.approx(expected)
     assert expected != before
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_fails_the_run_with_its_message(small_kb, monkeypatch):
+    import modeling.services.prelabel as prelabel
+
+    def broken(posts):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(prelabel, "gazetteer_predict_batch", broken)
+    make_posts("La Mer")
+    with pytest.raises(RuntimeError):
+        prelabel_run_start(source="gazetteer", sync=True)
+    run = PrelabelRun.objects.get()
+    assert run.status == "failed" and "disk full" in run.message and run.finished_at is not None
