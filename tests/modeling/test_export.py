@@ -201,8 +201,12 @@ def ready_generation(db, qwen_student, tmp_path):
 
 
 @pytest.mark.slow
-def test_export_generation_command_records_figures_and_serving_uses_the_export(ready_generation, settings):
+def test_export_generation_command_records_figures_and_serving_uses_the_export(ready_generation, settings,
+                                                                              client_as):
     from django.core.management import call_command
+    from django.urls import reverse
+
+    from annotation.roles import Role
 
     from modeling.services.export import serving_export_dir, serving_predictor
 
@@ -223,6 +227,9 @@ def test_export_generation_command_records_figures_and_serving_uses_the_export(r
     served = serving_predictor(ready_generation)
     assert served.model.backbone.layers[0].self_attn.q_proj.weight_packed.dtype == torch.int32
     assert len(served.predict(["my SK2 essence > la mer tbh"])) == 1
+
+    page = client_as(Role.ADMIN).get(reverse("generation_detail", args=[1])).content.decode()
+    assert "awq passed" in page and f"{metrics['posts_per_s_after']}" in page and "3 points of span F1" in page
 
     # Pre-labelling with this generation goes through the export once it has passed.
     from types import SimpleNamespace
