@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from annotation.models import Annotation, Post, Prediction, Span
@@ -176,10 +175,12 @@ def _bump(annotation: Annotation, version: int, active_seconds: float, *, undo_l
     """The optimistic lock: the row moves to version+1 only if nobody moved it since `version`."""
     active = max(0.0, min(float(active_seconds or 0), 600.0))  # one request never claims more than 10 min
     now = timezone.now()
+    # Plain values, not F() expressions: the WHERE on the version guarantees the row is still the
+    # one this request read, so its counters are current.
     updated = Annotation.objects.filter(pk=annotation.pk, version=version).update(
-        version=F("version") + 1, undo_log=undo_log, dismissed=annotation.dismissed,
+        version=version + 1, undo_log=undo_log, dismissed=annotation.dismissed,
         is_beauty=annotation.is_beauty, no_brands=annotation.no_brands,
-        active_seconds=F("active_seconds") + active, updated_at=now,
+        active_seconds=annotation.active_seconds + active, updated_at=now,
     )
     if not updated:
         fresh = Annotation.objects.get(pk=annotation.pk)

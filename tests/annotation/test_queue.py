@@ -13,6 +13,7 @@ from tests.annotation import editor_factories as f
 pytestmark = pytest.mark.django_db
 
 
+
 def test_disagreement_is_zero_when_sources_agree_and_high_when_they_do_not():
     p = f.post("I love my SK2 essence and la mer cream")
     same = [f.prediction(p, "teacher", [(10, 13)]), f.prediction(p, "gazetteer", [(10, 13)])]
@@ -142,3 +143,62 @@ def test_queue_page_runs_constant_queries(client_as, settings, django_assert_num
         response = client.get(reverse("queue"))
     assert response.status_code == 302
     assert response.url.startswith("/annotate/")
+
+
+def _race(make_user, n_users: int) -> list:
+    """n annotators ask for their next post at the same moment, each on its own connection."""
+    import threading
+
+    from django.db import connection
+
+    users = [make_user("annotator") for _ in range(n_users)]
+    barrier = threading.Barrier(n_users)
+    got: list = [None] * n_users
+
+    def ask(i):
+        try:
+            barrier.wait()
+            post = queue_next(user=users[i])
+            got[i] = post.pk if post else None
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(n_users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return got
+
+
+def _check_race(make_user, settings):
+    settings.ANNOTATION_DOUBLE_SHARE = 0
+    posts = [f.post() for _ in range(2)]
+    got = _race(make_user, 4)
+    taken = [pk for pk in got if pk is not None]
+    assert sorted(taken) == sorted(p.pk for p in posts)  # each post once, two annotators left without
+    assert Assignment.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_requests_never_share_a_single_annotator_post(make_user, settings):
+    _check_race(make_user, settings)
+
+
+@pytest.mark.pg
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_requests_never_share_a_single_annotator_post_on_postgres(make_user, settings):
+    _check_race(make_user, settings)
+
+
+def test_queue_refresh_command_orders_posts_from_their_predictions():
+    from django.core.management import call_command
+
+    calm, fight = f.post("all agree on SK2 here"), f.post("they fight over la mer here")
+    f.prediction(calm, "teacher", [(13, 16)])
+    f.prediction(calm, "gazetteer", [(13, 16)])
+    f.prediction(fight, "teacher", [(21, 27)])
+    f.prediction(fight, "gazetteer", [(24, 27)])
+    call_command("queue_refresh")
+    calm.refresh_from_db(), fight.refresh_from_db()
+    assert fight.priority > calm.priority > 0
