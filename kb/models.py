@@ -41,7 +41,8 @@ class BrandAlias(models.Model):
     alias = models.CharField(max_length=200)
     # kb.linking.normalize(alias); unique, so one written form never names two brands.
     normalized = models.CharField(max_length=200, unique=True)
-    origin = models.CharField(max_length=64, blank=True)
+    # Provenance as given by the source, e.g. "src:obf_beauty_taxonomy+text:sephora_website".
+    origin = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -17,6 +17,11 @@ CSV_COLUMNS = [
 ]
 
 
+# Longest value each column may hold (the database refuses longer ones; SQLite would not say so).
+FIELD_LIMITS = {"canonical_name": 200, "aliases": 200, "alias_origin": 200, "parent_company": 200, "country": 64,
+                "source": 200}
+
+
 class AliasConflict(ValueError):
     """An alias whose normalised form already names another brand."""
 
@@ -121,6 +126,11 @@ def brands_import_csv(*, stream: IO[str]) -> BrandImportResult:
         slug = (row.get("category") or "").strip().lower()
         if not name:
             result.errors.append({"line": line, "error": "empty canonical_name"})
+            continue
+        too_long = [k for k, limit in FIELD_LIMITS.items()
+                    if any(len(part) > limit for part in (row.get(k) or "").split("|" if k.startswith("alias") else None))]
+        if too_long:
+            result.errors.append({"line": line, "error": f"value too long in {', '.join(too_long)}"})
             continue
         existing = Brand.objects.filter(canonical_name=name).select_related("category").first()
         if existing is not None and not slug:  # an alias-only row for a known brand

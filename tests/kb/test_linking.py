@@ -83,3 +83,25 @@ def test_index_rebuilds_after_a_kb_change(kb, django_capture_on_commit_callbacks
     with django_capture_on_commit_callbacks(execute=True):
         brand_alias_add(brand=Brand.objects.get(canonical_name="SK-II"), alias="SKtwo")
     assert get_index().resolve("SKtwo").brand.canonical_name == "SK-II"
+
+
+@pytest.mark.django_db
+def test_brand_csv_with_an_overlong_value_reports_the_line():
+    import io
+
+    from kb.services import brands_import_csv
+
+    result = brands_import_csv(stream=io.StringIO(
+        "canonical_name,aliases,category,country\nGood,,makeup,\nBad,,makeup," + "x" * 65 + "\n"))
+    assert result.brands_created == 1
+    assert result.errors == [{"line": 3, "error": "value too long in country"}]
+
+
+@pytest.mark.pg
+@pytest.mark.django_db
+def test_the_real_kb_imports_on_postgresql(kb):
+    from django.db import connection
+
+    assert connection.vendor == "postgresql"
+    assert Brand.objects.count() == 529
+    assert get_index().resolve("雅诗兰黛").brand.canonical_name == "Estée Lauder"
