@@ -47,7 +47,7 @@ class Command(BaseCommand):
         commands = {}
         if not settings.GEMINI_API_KEY and not env.get("GEMINI_BASE_URL"):
             # No key: the teacher is the local Gemini-compatible endpoint replaying the stored demo answers.
-            port = _free_port()
+            port = int(os.environ.get("LOCAL_GEMINI_PORT", "8765"))
             commands["fake-gemini"] = [python, manage, "fake_gemini", "--port", str(port),
                                        "--replay", str(settings.BASE_DIR / "data" / "demo" / "teacher_answers.jsonl")]
             env["GEMINI_BASE_URL"] = f"http://127.0.0.1:{port}"
@@ -88,11 +88,3 @@ class Command(BaseCommand):
                     proc.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     proc.kill()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
