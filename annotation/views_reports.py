@@ -1,5 +1,6 @@
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -10,7 +11,7 @@ from annotation.reports.filters import (
     BUCKETS, DEFAULT_BUCKET, KINDS, SOURCE_DEFAULT, ReportFilterError, generations_reportable, platforms_known,
     promoted_model_version, report_filters_parse,
 )
-from annotation.reports.page import reports_page_data
+from annotation.reports.page import reports_page_data_cached
 from annotation.roles import Role, role_required
 from kb.models import Category
 
@@ -31,6 +32,7 @@ def _form_context(request, errors: dict | None = None) -> dict:
         "kinds": [(k, KIND_LABELS[k]) for k in KINDS],
         "min_mentions": EMERGING_MIN_MENTIONS,
         "prior_posts": EMERGING_PRIOR_POSTS,
+        "cache_minutes": settings.REPORTS_PAGE_CACHE_SECONDS // 60,
     }
 
 
@@ -41,7 +43,7 @@ def reports(request):
         filters = report_filters_parse(request.GET)
     except ReportFilterError as exc:
         return render(request, "annotation/reports.html", _form_context(request, exc.errors), status=400)
-    context = _form_context(request) | {"filters": filters, "report": reports_page_data(filters),
+    context = _form_context(request) | {"filters": filters, "report": reports_page_data_cached(filters),
                                          "query": urlencode(filters.as_query())}
     return render(request, "annotation/reports.html", context)
 

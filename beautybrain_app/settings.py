@@ -218,6 +218,10 @@ DATASETS_DIR = Path(env.str("DATASETS_DIR", default=str(VAR_DIR / "datasets")))
 ANNOTATION_DOUBLE_SHARE = env.float("ANNOTATION_DOUBLE_SHARE", default=0.1)
 ANNOTATION_ASSIGNMENT_TTL_MIN = env.int("ANNOTATION_ASSIGNMENT_TTL_MIN", default=30)
 
+# --- Reports -----------------------------------------------------------------------------
+# The reports page keeps its figures this long per filter set (0: never); CSV downloads are always live.
+REPORTS_PAGE_CACHE_SECONDS = env.int("REPORTS_PAGE_CACHE_SECONDS", default=300)
+
 # --- Logging: one JSON object per line ---------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

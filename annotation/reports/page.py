@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from annotation.models import Annotation, Post, Prediction, Span
 from annotation.reports.aggregates import BrandSummary, CoMentions, Emerging, Labels
 from annotation.reports.charts import bar_chart_svg, share_of_voice_svg
 from annotation.reports.filters import ReportFilters
@@ -12,6 +20,34 @@ from annotation.reports.mentions import MentionStream, bucket_range
 CHART_BRANDS = 7
 TABLE_ROWS = 15
 BAR_PAIRS = 10
+
+
+def data_fingerprint() -> list:
+    """Changes whenever posts, gold annotations, spans, predictions or the KB change (cheap aggregates)."""
+    from kb.models import Brand
+
+    return [
+        Post.objects.aggregate(n=Count("id"), last=Max("id")),
+        Annotation.objects.filter(is_gold=True).aggregate(n=Count("id"), changed=Max("updated_at")),
+        Span.objects.aggregate(n=Count("id"), last=Max("id")),
+        Prediction.objects.aggregate(n=Count("id"), last=Max("id")),
+        Brand.objects.aggregate(n=Count("id"), changed=Max("updated_at")),
+    ]
+
+
+def reports_page_data_cached(filters: ReportFilters) -> dict:
+    """The page's figures, computed once per filter set and data state for REPORTS_PAGE_CACHE_SECONDS:
+    a pass over a million mentions takes tens of seconds, and analysts come back to the same view."""
+    seconds = settings.REPORTS_PAGE_CACHE_SECONDS
+    if seconds <= 0:
+        return reports_page_data(filters)
+    state = json.dumps([filters.as_query(), filters.model_version, data_fingerprint()], default=str, sort_keys=True)
+    key = "reports:page:" + hashlib.sha256(state.encode()).hexdigest()
+    data = cache.get(key)
+    if data is None:
+        data = reports_page_data(filters)
+        cache.set(key, data, seconds)
+    return data
 
 
 def reports_page_data(filters: ReportFilters) -> dict:
@@ -43,6 +79,7 @@ def reports_page_data(filters: ReportFilters) -> dict:
     latest.sort(key=lambda r: (-r.mentions, r.brand.casefold()))
     pairs = co.rows()
     return {
+        "computed_at": timezone.now(),
         "totals": totals,
         "top_brands": top_brands,
         "latest_bucket": summary.last_bucket,

@@ -272,6 +272,24 @@ def test_page_shows_tables_and_server_side_charts(world, client_as):
     assert "<script" not in html.split("<main")[1]  # no chart library
 
 
+def test_page_figures_are_kept_until_the_data_changes(world, client_as, settings):
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.REPORTS_PAGE_CACHE_SECONDS = 300
+    cache.clear()
+    client = client_as(Role.ANALYST)
+    client.get(reverse("reports"), {"platform": "tiktok"})
+    with CaptureQueriesContext(connection) as again:
+        html = client.get(reverse("reports"), {"platform": "tiktok"}).content.decode()
+    assert "8 mentions in 4 posts" in html  # P1 3, P2 1, P4 2, P6 2
+    assert not any("annotation_span" in q["sql"] and "ORDER BY" in q["sql"] for q in again.captured_queries)
+    world.gold(world.post("p9 new", "tiktok", "2026-02-27"), (world.fenty, world.makeup, "fenty"))
+    html = client.get(reverse("reports"), {"platform": "tiktok"}).content.decode()
+    assert "9 mentions in 5 posts" in html
+
+
 def test_page_with_a_bad_filter_is_a_400_that_says_why(world, client_as):
     response = client_as(Role.ANALYST).get(reverse("reports"), {"date_from": "yesterday", "bucket": "year"})
     assert response.status_code == 400
