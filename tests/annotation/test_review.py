@@ -198,3 +198,25 @@ def test_brand_candidates_group_unlinked_mentions_and_resolve_links_them(kb, mak
     brand = Brand.objects.get(canonical_name="Rare Beauty")
     assert Span.objects.filter(brand=brand).count() == 3
     assert brand_candidates() == []
+
+
+@pytest.mark.django_db
+def test_a_reviewer_edits_the_gold_in_the_editor_and_annotators_cannot(two_annotations, client_as, make_user):
+    p, a, b = two_annotations
+    gold_accept(annotation=a, reviewer=make_user("reviewer"))
+    gold = Annotation.objects.get(post=p, is_gold=True)
+    client = client_as("reviewer")
+    page = client.get(reverse("editor", args=[p.pk]) + "?gold=1").content.decode()
+    assert "Save gold" in page and 'class="badge gold"' in page
+    url = reverse("editor_change", args=[p.pk]) + "?gold=1"
+    assert client.post(url, {"op": "add", "start": 17, "end": 23, "version": gold.version}).status_code == 200
+    response = client.post(reverse("editor_submit", args=[p.pk]) + "?gold=1", {"version": gold.version + 1})
+    assert response.status_code == 302 and response.url == reverse("review_detail", args=[p.pk])
+    assert sorted(Annotation.objects.get(pk=gold.pk).spans.values_list("text", flat=True)) == ["SK2", "la mer"]
+    annotator = client_as("annotator")
+    assert annotator.get(reverse("editor", args=[p.pk]) + "?gold=1").status_code == 403
+    # A reviewed annotation is read-only for its author.
+    client.force_login(a.annotator)
+    body = client.post(reverse("editor_change", args=[p.pk]), {"op": "delete", "start": 3, "end": 6, "version": a.version})
+    assert body.status_code == 422 and "can no longer change" in body.content.decode()
+    assert Span.objects.filter(annotation=a).count() == 1
