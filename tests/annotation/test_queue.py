@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import Assignment, Post, Prediction
+from annotation.models import Assignment, Post
 from annotation.services.queue import (
     annotators_needed, assignment_release, disagreement_score, double_threshold, post_priority_refresh, queue_next,
 )
