@@ -56,6 +56,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         "ALLOWED_HOSTS": "beautybrain.example.com", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/9", "BEAUTYBRAIN_VAR_DIR": str(tmp_path),
     }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests for their own process only
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                             cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr + result.stdout
