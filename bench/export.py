@@ -65,7 +65,8 @@ def compare_onnx(artifact: Path, texts: list[str], out: Path, threads: int, repe
     feed = {k: enc[k].numpy() for k in ("input_ids", "attention_mask")}
     q = quantize_int8(backbone)
     runs = {"torch_fp32": lambda: backbone(**enc), "torch_int8": lambda: q(**enc),
-            "ort_fp32": lambda: sessions["fp32"].run(None, feed), "ort_int8": lambda: sessions["int8"].run(None, feed)}
+            "ort_fp32": lambda: sessions["fp32"].run(None, feed),
+            "ort_int8": lambda: sessions["int8"].run(None, feed)}
     times: dict[str, list[float]] = {k: [] for k in runs}
     with torch.inference_mode():
         for f in runs.values():
@@ -176,7 +177,8 @@ def main() -> None:
         "posts_per_s_ratio": round(med["int8"] / med["fp32"], 3),
         "posts_per_s_runs": {k: [round(x, 2) for x in v] for k, v in rates.items()},
         "latency_p50_ms_fp32": round(lat_med["fp32"], 2), "latency_p50_ms_int8": round(lat_med["int8"], 2),
-        "test_posts": len(test), "span_f1_fp32": round(test_fp["span_f1"], 4), "span_f1_int8": round(test_q["span_f1"], 4),
+        "test_posts": len(test), "span_f1_fp32": round(test_fp["span_f1"], 4),
+        "span_f1_int8": round(test_q["span_f1"], 4),
         "span_f1_delta_points": round((test_q["span_f1"] - test_fp["span_f1"]) * 100, 2),
         "heldout_posts": len(test) + len(val), "heldout_span_f1_fp32": round(held_fp["span_f1"], 4),
         "heldout_span_f1_int8": round(held_q["span_f1"], 4),

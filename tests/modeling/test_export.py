@@ -153,7 +153,7 @@ def test_int8_export_of_the_cpu_backbone_reloads_smaller_and_close(tmp_path):
     assert sum(isinstance(m, DynamicLinear) for m in reloaded.modules()) == 37  # 6 layers × 6 projections + pooler
     fp32_bytes = (Path(path) / "model.safetensors").stat().st_size
     int8_bytes = (tmp_path / "int8" / export.INT8_STATE).stat().st_size
-    assert int8_bytes < 0.45 * fp32_bytes  # int8 linear layers, fp16 embeddings
+    assert int8_bytes < 0.35 * fp32_bytes  # int8 linear layers and word embeddings
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     reference = AutoModel.from_pretrained(path).eval()
@@ -314,7 +314,7 @@ def test_int8_export_of_a_cpu_student_serves_with_its_heads(tmp_path):
 
     manifest = export.export_student(tmp_path / "artifact", tmp_path / "int8")
     assert manifest["format"] == "int8" and manifest["backbone_type"] == "bert"
-    assert manifest["size_ratio"] > 2.3  # int8 linear layers, fp16 embeddings and heads
+    assert manifest["size_ratio"] > 3.0  # int8 linear layers and word embeddings
     served = export.load_exported(tmp_path / "int8")
     reference = StudentPredictor.load(tmp_path / "artifact")
     texts = [r["text"] for r in gold_rows(6)]
