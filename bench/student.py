@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--artifact", default="", help="a generation's directory (default: newest under var/models)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--single", type=int, default=100, help="posts timed one at a time")
+    parser.add_argument("--posts", type=int, default=160, help="gold posts timed (a fixed random sample)")
     args = parser.parse_args()
 
     import torch
@@ -50,11 +50,15 @@ def main() -> None:
         return [{"brands": [m.as_span() for m in gazetteer.find(t)], "is_beauty": None} for t in texts]
 
     gold = [{"text": e.text, "brands": e.spans, "is_beauty": e.is_beauty} for e in demo_gold()]
+    import random
+
     texts = [g["text"] for g in gold]
+    random.Random(0).shuffle(texts)
+    texts = texts[:args.posts]  # the same posts at batch 1 and batch 32
     social = social_rows()
     figures = {"artifact": artifact, "threads": args.threads, "posts": len(texts)}
     for name, predict in (("student", student.predict), ("gazetteer", gaz_predict)):
-        figures[f"{name}_posts_s_batch1"] = posts_per_second(predict, texts, 1, args.single)
+        figures[f"{name}_posts_s_batch1"] = posts_per_second(predict, texts, 1, len(texts))
         figures[f"{name}_posts_s_batch32"] = posts_per_second(predict, texts, 32, len(texts))
         q = evaluate(social, predict([r["text"] for r in social]))
         figures[f"{name}_social_span_f1"] = round(q["span_f1"], 4)

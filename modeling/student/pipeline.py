@@ -21,26 +21,29 @@ def brand_count_class(n: int) -> int:
 
 
 def choose_windows(enc: Encoded, spans: list[dict], rng) -> list[int]:
-    """Training on a long post: the windows holding a labelled span or a KB match, and now and then one
-    other window. Long Reddit bodies are most of the tokens and little of the signal; prediction always
-    runs every window."""
+    """Training on a long post: the windows holding a labelled span (at most 3), one window with a KB match
+    but no label (a hard negative) and now and then one other window. Long Reddit bodies are most of the
+    tokens and little of the signal; prediction always runs every window."""
     if len(enc.windows) <= 1:
         return list(range(len(enc.windows)))
-    hot = set()
+    labelled, matched = set(), set()
     for w, (ws, we) in enumerate(enc.windows):
-        if any(enc.gaz[ws:we]):
-            hot.add(w)
         for span in spans:
             rng_tokens = span_token_range(enc, span["start"], span["end"])
             if rng_tokens and rng_tokens[0] < we and ws < rng_tokens[1]:
-                hot.add(w)
-    hot = sorted(hot)
-    if len(hot) > 4:
-        hot = sorted(rng.sample(hot, 4))
-    cold = [w for w in range(len(enc.windows)) if w not in hot]
-    if cold and (not hot or rng.random() < 0.5):
-        hot = sorted(hot + [rng.choice(cold)])
-    return hot
+                labelled.add(w)
+        if w not in labelled and any(enc.gaz[ws:we]):
+            matched.add(w)
+    chosen = sorted(labelled)
+    if len(chosen) > 3:
+        chosen = sorted(rng.sample(chosen, 3))
+    matched -= labelled
+    if matched:
+        chosen.append(rng.choice(sorted(matched)))
+    cold = [w for w in range(len(enc.windows)) if w not in labelled and w not in matched]
+    if cold and (not chosen or rng.random() < 0.3):
+        chosen.append(rng.choice(cold))
+    return sorted(chosen)
 
 
 def collate(featurizer: Featurizer, encs: list[Encoded], examples: list[Example] | None = None,

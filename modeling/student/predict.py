@@ -56,6 +56,8 @@ class StudentPredictor:
             post = student.post_outputs(H, batch["post_mask"])
             tag_lp = post["tag_logits"].log_softmax(-1).cpu()
             spans = [decode_spans(enc, tag_lp[p, : len(enc.input_ids)], self.index) for p, enc in enumerate(encs)]
+            if self.cfg.kb_decoding:
+                spans = [self._with_kb(enc.text, s) for enc, s in zip(encs, spans)]
             if any(spans):
                 sb = collate(self.featurizer, encs, spans=spans, device=self.device)
                 so = student.span_outputs(H, post["post_vec"], sb["span_index"], sb["span_mask"])
@@ -73,6 +75,15 @@ class StudentPredictor:
         if was_training:
             self.model.train()
         return out
+
+    def _with_kb(self, text: str, model_spans: list[dict]) -> list[dict]:
+        out = [{"start": m.start, "end": m.end, "text": m.text, "confidence": 1.0}
+               for m in self.featurizer.gazetteer.find(text)]
+        for span in model_spans:
+            if span["confidence"] >= self.cfg.span_threshold and not any(
+                    span["start"] < o["end"] and o["start"] < span["end"] for o in out):
+                out.append(span)
+        return sorted(out, key=lambda s: s["start"])
 
     def _link(self, text: str, span: dict, category: int, sims: torch.Tensor) -> dict:
         link = self.index.resolve(span["text"], context=text)

@@ -101,7 +101,7 @@ def epoch_batches(cfg: StudentConfig, featurizer: Featurizer, train: list[Exampl
     rng = random.Random(cfg.seed * 1000 + epoch)
     items: list[Example] = []
     for ex in train:
-        if ex.kind == "silver" and not ex.spans and not ex.is_beauty and rng.random() > cfg.negative_keep:
+        if ex.kind == "silver" and not ex.spans and rng.random() > cfg.negative_keep:
             continue
         items.append(ex)
         if ex.spans and rng.random() < cfg.augment_prob:
@@ -249,12 +249,14 @@ def train_student(
     history: list[dict] = []
     evals: list[dict] = []
     bad_evals = 0
+    resumed_from = 0
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         _restore(model, ckpt["state"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, best, best_state = ckpt["step"], ckpt["best"], ckpt["best_state"]
         history, evals, bad_evals = ckpt["history"], ckpt["evals"], ckpt["bad_evals"]
+        resumed_from = step
         if log:
             log(f"resumed from step {step}")
 
@@ -346,7 +348,8 @@ def train_student(
     model.eval()
     write_artifact(model, tokenizer, cfg, index, brands, out_dir)
     summary = {"steps": step, "total_steps": total_steps, "best_val": best, "history": history, "evals": evals,
-               "stopped_early": stopped_early, "train_seconds": round(time.monotonic() - started, 1)}
+               "stopped_early": stopped_early, "train_seconds": round(time.monotonic() - started, 1),
+               "resumed_from": resumed_from}
     (out_dir / "training.json").write_text(json.dumps(summary, indent=1))
     return summary
 

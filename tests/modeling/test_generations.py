@@ -110,12 +110,13 @@ def test_train_evaluate_promote_and_prelabel(kb, tiny_backbone, settings, tmp_pa
     from io import StringIO
 
     out = StringIO()
-    call_command("evaluate", model=str(g2.number), data=str(data), json=True, stdout=out)
+    call_command("evaluate", "--model", str(g2.number), "--data", str(data), "--json", stdout=out)
     figures = json.loads(out.getvalue())
     for key in ("span_f1", "span_precision", "span_recall", "brand_em", "category_accuracy", "beauty_f1",
                 "latency_ms_p50", "throughput_posts_s"):
         assert key in figures
-    call_command("predict", model=str(g2.number), data=str(data), out=str(tmp_path / "out.jsonl"), stdout=StringIO())
+    call_command("predict", "--model", str(g2.number), "--data", str(data), "--out", str(tmp_path / "out.jsonl"),
+                 stdout=StringIO())
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     assert len(lines) == len(SOCIAL) and all("brands" in json.loads(line) for line in lines)
 
@@ -186,10 +187,8 @@ def test_a_killed_training_process_leaves_a_resumable_generation(kb, tiny_backbo
         proc.wait()
     generation.refresh_from_db()
     assert generation.status == "training" and 0 < generation.step < generation.total_steps
-    killed_at = generation.step
     assert svc.generation_train(generation_id=generation.pk) == "ready"
     generation.refresh_from_db()
     assert generation.status == "ready" and generation.step == generation.total_steps
-    history_steps = [h["step"] for h in json.loads((Path(generation.artifact_path) / "training.json").read_text())[
-        "history"]]
-    assert history_steps and min(history_steps) <= killed_at  # one continuous history across the kill
+    summary = json.loads((Path(generation.artifact_path) / "training.json").read_text())
+    assert summary["resumed_from"] > 0 and summary["resumed_from"] % 2 == 0  # a checkpoint (every 2 steps), not step 0

@@ -20,7 +20,7 @@ from modeling.student.train import Cancelled, build_model, load_tokenizer, train
 from .student_factories import build_tiny_qwen2, labelled, social_examples, tiny_index
 
 OVERFIT = dict(epochs=80, batch_size=8, lr_scale=8.0, augment_prob=0.0, max_window=16, window_stride=10,
-               eval_every_epochs=1000, checkpoint_every_steps=10, seed=3)
+               eval_every_epochs=1000, checkpoint_every_steps=10, seed=13, kb_decoding=False)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,7 @@ def _gold(ex):
 def overfit(tiny_backbone, tmp_path_factory):
     """A handful of social-style posts trained to near-zero loss; windows of 16 tokens split most posts."""
     torch.set_num_threads(1)
-    examples = social_examples()
+    examples = social_examples() + [_straddling(tiny_backbone)]
     out = tmp_path_factory.mktemp("overfit")
     progress = []
     cfg = StudentConfig(backbone=tiny_backbone, **OVERFIT)
@@ -80,29 +80,36 @@ def test_heads_are_saved_by_peft_modules_to_save(overfit):
     assert "q_proj" in adapter_cfg["target_modules"] and "v_proj" in adapter_cfg["target_modules"]
 
 
-def test_windowing_recovers_a_brand_that_straddles_a_window_edge(overfit):
-    predictor = StudentPredictor.load(overfit["dir"])
-    fz = predictor.featurizer
-    ex = labelled("I love my SK2 essence and La Mer cream", ("SK2", "SK-II", "skincare"),
-                  ("La Mer", "La Mer", "skincare"))
-    # Pad the front until "La Mer" crosses the end of the first window (window content = 16 tokens).
-    for n in range(0, 40):
-        text = "so " * n + ex.text
+def _straddling(backbone) -> Example:
+    """A post where "ColourPop" (not in the KB: only the model can find it) crosses the first window edge."""
+    fz = Featurizer(load_tokenizer(backbone), tiny_index(), max_window=OVERFIT["max_window"],
+                    stride=OVERFIT["window_stride"])
+    for n in range(40):
+        text = "so " * n + "we tried ColourPop palettes"
         enc = fz.encode(text)
-        start = text.index("La Mer")
-        toks = [t for t, (s, e) in enumerate(enc.offsets) if s < start + 6 and start < e]
-        first_end = enc.windows[0][1]
-        if toks[0] < first_end <= toks[-1]:
-            break
-    else:
-        pytest.fail("could not place the brand across a window edge")
-    assert len(enc.windows) >= 2 and enc.windows[1][0] < first_end  # overlapping windows, nothing dropped
+        start = text.index("ColourPop")
+        toks = [t for t, (s, e) in enumerate(enc.offsets) if s < start + 9 and start < e]
+        if toks[0] < enc.windows[0][1] <= toks[-1]:
+            return labelled(text, ("ColourPop", "ColourPop", "makeup"))
+    raise AssertionError("could not place the brand across a window edge")
+
+
+def test_windowing_recovers_a_brand_that_straddles_a_window_edge(overfit):
+    ex = overfit["examples"][-1]
+    predictor = StudentPredictor.load(overfit["dir"])
+    enc = predictor.featurizer.encode(ex.text)
+    start = ex.spans[0]["start"]
+    toks = [t for t, (s, e) in enumerate(enc.offsets) if s < start + 9 and start < e]
+    first_end = enc.windows[0][1]
+    assert len(enc.windows) >= 2 and toks[0] < first_end <= toks[-1]
+    assert enc.windows[1][0] < first_end  # overlapping windows
     covered = set()
     for ws, we in enc.windows:
         covered.update(range(ws, we))
-    assert covered == set(range(len(enc.input_ids)))
-    pred = predictor.predict([text])[0]
-    assert (start, start + len("La Mer")) in _spans(pred)
+    assert covered == set(range(len(enc.input_ids)))  # nothing truncated
+    pred = predictor.predict([ex.text])[0]
+    assert _spans(pred) == [(start, start + len("ColourPop"))]
+    assert pred["brands"][0]["text"] == "ColourPop"
 
 
 def test_stage_schedule_switches_trainable_groups_exactly_at_boundaries(overfit):

@@ -3,8 +3,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from modeling.metrics import evaluate
+from modeling.metrics import brand_count_accuracy, evaluate
 from modeling.predictors import UnknownPredictor, get_predictor
+from modeling.speed import measure_speed
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -30,7 +31,13 @@ class Command(BaseCommand):
         except UnknownPredictor as exc:
             raise CommandError(str(exc)) from exc
         _require_kb(model)
-        figures = {"model": model, "data": str(data), **evaluate(gold, predictor.predict([r["text"] for r in gold]))}
+        texts = [r["text"] for r in gold]
+        predictions = predictor.predict(texts)
+        figures = {"model": model, "data": str(data), **evaluate(gold, predictions)}
+        if all("brand_count" in p for p in predictions):  # a student's count head, not just len(brands)
+            figures["brand_count_accuracy"] = brand_count_accuracy(gold, predictions,
+                                                                   [p["brand_count"] for p in predictions])
+        figures.update(measure_speed(predictor.predict, texts))
         if json:
             self.stdout.write(_json_dumps(figures))
             return
