@@ -190,8 +190,7 @@ def export_int8(model_dir_or_model, out_dir, *, tokenizer=None) -> dict:
     """int8 dynamic quantisation with torch (measured faster than ONNX Runtime int8 here: see bench/export.py).
 
     A dynamic-quantised module cannot go through `save_pretrained`; the directory holds the config and the
-    quantised state dict, and `load_backbone` rebuilds the same modules before loading it. The remaining
-    float tensors (position embeddings, norms) are stored as fp16 and computed in fp32 after loading."""
+    quantised state dict, and `load_backbone` rebuilds the same modules before loading it."""
     from transformers import AutoModel
 
     out_dir = Path(out_dir)
@@ -200,14 +199,12 @@ def export_int8(model_dir_or_model, out_dir, *, tokenizer=None) -> dict:
     model = model.float().eval()
     started = time.monotonic()
     quantised = quantize_int8(model)
-    state = quantised.state_dict()  # edited in place: its _metadata tells the quantised modules how to load
-    for key, value in state.items():
-        if isinstance(value, torch.Tensor) and value.dtype == torch.float32 and value.dim() > 0:
-            state[key] = value.half()
+    # The float tensors left (position embeddings, norms) are about 1 MB: fp32, as trained.
+    state = quantised.state_dict()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(str(out_dir))
     torch.save(state, out_dir / INT8_STATE)
-    info = {"format": FORMAT_INT8, "scheme": "dynamic-int8-per-channel+int8-word-embeddings", "float_storage": "fp16",
+    info = {"format": FORMAT_INT8, "scheme": "dynamic-int8-per-channel+int8-word-embeddings",
             "quantize_seconds": round(time.monotonic() - started, 2)}
     (out_dir / "int8.json").write_text(json.dumps(info))
     if tokenizer is not None:
@@ -223,8 +220,7 @@ def load_backbone(path: str | Path, device: str = "cpu") -> nn.Module:
     if (path / "int8.json").exists():
         config = AutoConfig.from_pretrained(str(path))
         model = quantize_int8(AutoModel.from_config(config).float().eval())
-        # weights_only: the state holds packed int8 params, which torch's safe loader accepts. The fp16
-        # tensors are cast back to the fp32 parameters as they are copied in.
+        # weights_only: the state holds packed int8 params, which torch's safe loader accepts.
         model.load_state_dict(torch.load(path / INT8_STATE, map_location="cpu", weights_only=True))
         return model.eval()
     # compressed-tensors checkpoint: transformers reads quantization_config and builds the layers.
