@@ -114,7 +114,10 @@ def test_gate_passes_the_awq_export_and_refuses_a_broken_one(qwen_student, tmp_p
     broken = tmp_path / "broken"
     shutil.copytree(qwen_student["export"], broken)
     heads = load_file(str(broken / export.HEADS_FILE))
-    heads["tag_head.weight"] = torch.zeros_like(heads["tag_head.weight"])  # every token gets the same tag
+    # Every word tagged B with certainty: a confident span per word, which KB-aware decoding keeps beside
+    # the gazetteer's matches wherever they do not overlap.
+    heads["tag_head.weight"] = torch.zeros_like(heads["tag_head.weight"])
+    heads["tag_head.bias"] = torch.tensor([0.0, 20.0, 0.0])
     save_file(heads, str(broken / export.HEADS_FILE))
     bad = export.evaluate_export(reference, export.load_exported(broken), rows, measure=False)
     assert not bad["passed"]
