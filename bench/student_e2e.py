@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=float, default=None)
+    parser.add_argument("--config", default="{}", help="StudentConfig overrides as JSON")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beautybrain_app.settings")
     import django
@@ -51,7 +52,8 @@ def main() -> None:
                       "status": Prediction.Status.OK if spans is not None else Prediction.Status.INVALID})
     version = dataset_freeze_now(note="student e2e bench")
     t = time.monotonic()
-    generation = generation_create(dataset_version=version, epochs=args.epochs, enqueue=False)
+    generation = generation_create(dataset_version=version, epochs=args.epochs, config=json.loads(args.config),
+                                   enqueue=False)
     status = generation_train(generation_id=generation.pk)
     generation = ModelGeneration.objects.get(pk=generation.pk)
     figures = {"status": status, "generation": generation.number, "dataset_version": version.number,

@@ -269,7 +269,10 @@ def train_student(
 
     from .predict import StudentPredictor
 
-    predictor = StudentPredictor(model, featurizer, index, brands, cfg, device)
+    # Model selection reads the model's own spans: with KB-aware decoding the gazetteer's matches dominate
+    # val F1 from the first evaluation on, and the best checkpoint would stay an untrained one.
+    eval_cfg = StudentConfig.from_dict({**cfg.to_dict(), "kb_decoding": False})
+    predictor = StudentPredictor(model, featurizer, index, brands, eval_cfg, device)
     eval_every = max(1, int(round(total_steps / max(1.0, cfg.epochs / cfg.eval_every_epochs)))) if val else 0
     current_stage = None
     started = time.monotonic()
@@ -320,7 +323,7 @@ def train_student(
                 preds = predictor.predict([ex.text for ex in val])
                 val_metrics = evaluate([{"brands": ex.spans, "is_beauty": ex.is_beauty} for ex in val], preds)
                 evals.append({"step": step, "epoch": round(epoch_pos, 3), **val_metrics})
-                if val_metrics["span_f1"] > best["span_f1"]:
+                if val_metrics["span_f1"] >= best["span_f1"]:
                     best = {"span_f1": val_metrics["span_f1"], "step": step}
                     best_state = _snapshot(model, names)
                     bad_evals = 0
