@@ -8,7 +8,7 @@ from django_htmx.http import HttpResponseStopPolling
 from annotation.models import ImportBatch
 from annotation.roles import Role, role_required, user_roles
 from annotation.selectors import home_stats_for, import_batches_recent
-from annotation.services.uploads import UploadTooLarge, upload_store
+from annotation.services.uploads import upload_store
 
 
 @login_required
@@ -33,7 +33,7 @@ def import_upload(request):
         else:
             try:
                 batch = upload_store(uploaded=uploaded, user=request.user)
-            except (UploadTooLarge, ValueError) as exc:
+            except ValueError as exc:  # UploadTooLarge, or a file type we cannot read
                 messages.error(request, str(exc))
             else:
                 return redirect("import_detail", pk=batch.pk)
@@ -47,8 +47,7 @@ def import_detail(request, pk: int):
     if request.htmx:
         response = render(request, "annotation/import_detail.html#batch-status", {"batch": batch})
         if batch.status in (ImportBatch.Status.DONE, ImportBatch.Status.FAILED):
-            stop = HttpResponseStopPolling(response.content)
-            return stop
+            return HttpResponseStopPolling(response.content)
         return response
     return render(request, "annotation/import_detail.html", {"batch": batch})
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kb.linking import BrandEntry, BrandIndex, _has_evidence, normalize
+from kb.linking import BrandEntry, BrandIndex, has_evidence, normalize
 
 MAX_ALIAS_TOKENS = 6
 # LABELING.md: "Beauty"/"Cosmetics"/"Paris"/"Professional" belong to the span when written as part of
@@ -79,7 +79,7 @@ class Gazetteer:
                     continue
                 context_mark = text[start - 1] if start > 0 else ""
                 written = (context_mark + surface) if context_mark in "#@" else surface
-                if entry.is_ambiguous and not _has_evidence(written, entry, context=text, hinted=None):
+                if entry.is_ambiguous and not has_evidence(written, entry, context=text, hinted=None):
                     continue
                 return Match(start, cut_end, surface, entry), j + 1
         return None

@@ -106,7 +106,7 @@ class BrandIndex:
                     return Link(self.by_key[best[0]], "fuzzy", float(best[1]))
         if entry is None:
             return Link(None, "none")
-        if entry.is_ambiguous and not _has_evidence(text, entry, context=context, hinted=hinted):
+        if entry.is_ambiguous and not has_evidence(text, entry, context=context, hinted=hinted):
             return Link(None, "ambiguous")
         return Link(entry, method, 100.0)
 
@@ -124,7 +124,7 @@ def _similar(a: str, b: str) -> bool:
     return fuzz.ratio(normalize(a), normalize(b)) >= 80
 
 
-def _has_evidence(text: str, entry: BrandEntry, *, context: str | None, hinted: BrandEntry | None) -> bool:
+def has_evidence(text: str, entry: BrandEntry, *, context: str | None, hinted: BrandEntry | None) -> bool:
     if hinted is not None and hinted.brand_id == entry.brand_id:
         return True
     written_as_name = text[:1] in "#@" or text[:1].isupper()
