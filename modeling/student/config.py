@@ -90,6 +90,13 @@ class StudentConfig:
     device: str = "cpu"
     threads: int = 0  # 0 = leave torch's setting alone
     fuzzy_gazetteer: bool = True
+    # Written forms labelled as brands in training (teacher silver + gold) join the student's index when
+    # their matches in the training texts are labelled at least this often (lexicon.py).
+    lexicon: bool = True
+    lexicon_min_precision: float = 0.3
+    # Chance that a labelled span's gazetteer feature is hidden in a training step, so the tagger also
+    # learns brands from context and spelling: real posts name brands that no dictionary holds yet.
+    gaz_dropout: float = 0.3
     # Decoding with the KB: every gazetteer match is a span, and the model adds the spans it is sure of
     # (mean tag probability >= span_threshold) where no match is. Measured on the demo val+test split
     # this beats both the model alone and the gazetteer alone.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 
@@ -44,6 +45,19 @@ def choose_windows(enc: Encoded, spans: list[dict], rng) -> list[int]:
     if cold and (not chosen or rng.random() < 0.3):
         chosen.append(rng.choice(cold))
     return sorted(chosen)
+
+
+def drop_gazetteer(enc: Encoded, spans: list[dict], rng, p: float) -> Encoded:
+    """A copy of `enc` with the gazetteer feature hidden on some labelled spans (training only)."""
+    if p <= 0 or not spans:
+        return enc
+    hidden = [r for span in spans if rng.random() < p and (r := span_token_range(enc, span["start"], span["end"]))]
+    if not hidden:
+        return enc
+    gaz = list(enc.gaz)
+    for start, end in hidden:
+        gaz[start:end] = [0] * (end - start)
+    return replace(enc, gaz=gaz)
 
 
 def collate(featurizer: Featurizer, encs: list[Encoded], examples: list[Example] | None = None,

@@ -12,6 +12,7 @@ from kb.linking import BrandIndex, normalize
 from .config import CATEGORIES, StudentConfig
 from .encoding import Featurizer
 from .kbsnap import index_from_rows, load_rows
+from .lexicon import is_mined
 from .model import unwrap
 from .pipeline import collate, decode_spans
 
@@ -92,6 +93,9 @@ class StudentPredictor:
             best = int(sims.argmax())
             if float(sims[best]) >= self.cfg.align_threshold and self.brand_entries[best] is not None:
                 entry, method = self.brand_entries[best], "aligned"
+        if entry is not None and is_mined(entry):  # learnt from training labels: named, but no KB row
+            return {**span, "brand": entry.canonical_name, "brand_id": None, "category": entry.category,
+                    "link": "lexicon"}
         if entry is not None:
             return {**span, "brand": entry.canonical_name, "brand_id": entry.brand_id,
                     "category": entry.category, "link": method}

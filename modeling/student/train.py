@@ -20,8 +20,9 @@ from modeling.metrics import evaluate
 from .config import StudentConfig, lr_at, scaled_schedule, stage_at
 from .encoding import Featurizer
 from .kbsnap import CJK_ALIASES, rows_from_index, save_rows
+from .lexicon import extend_index, lexicon_summary, mine_lexicon
 from .model import StudentModel, last_layer_names, lora_config, set_trainable, trainable_groups_of
-from .pipeline import IGNORE, choose_windows, collate
+from .pipeline import IGNORE, choose_windows, collate, drop_gazetteer
 from .text import Example, augment
 
 
@@ -216,6 +217,10 @@ def train_student(
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.resolved_backbone())
+    lexicon = mine_lexicon(train, index, min_precision=cfg.lexicon_min_precision) if cfg.lexicon else []
+    index = extend_index(index, lexicon)
+    if log and lexicon:
+        log(f"lexicon: {len(lexicon)} written forms learnt from the training labels")
     featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
                             fuzzy=cfg.fuzzy_gazetteer)
     brands = brand_table(index)
@@ -302,6 +307,7 @@ def train_student(
             encs = [featurizer.encode(ex.text) for ex in examples]
             window_rng = random.Random(cfg.seed * 1_000_003 + g)
             keep = [choose_windows(enc, ex.spans, window_rng) for enc, ex in zip(encs, examples)]
+            encs = [drop_gazetteer(enc, ex.spans, window_rng, cfg.gaz_dropout) for enc, ex in zip(encs, examples)]
             batch = collate(featurizer, encs, examples, brand_ids=brand_ids, device=device, keep=keep)
             out = model(batch)
             loss = compute_loss(out, batch, cfg)
@@ -352,7 +358,7 @@ def train_student(
     write_artifact(model, tokenizer, cfg, index, brands, out_dir)
     summary = {"steps": step, "total_steps": total_steps, "best_val": best, "history": history, "evals": evals,
                "stopped_early": stopped_early, "train_seconds": round(time.monotonic() - started, 1),
-               "resumed_from": resumed_from}
+               "resumed_from": resumed_from, "lexicon": lexicon_summary(lexicon)}
     (out_dir / "training.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -12,7 +12,8 @@ import torch
 from modeling.student.config import SCHEDULE, StudentConfig, lr_at, scaled_schedule, stage_at
 from modeling.student.encoding import Featurizer, bio_labels
 from modeling.student.model import lora_targets, set_trainable, trainable_groups_of
-from modeling.student.pipeline import collate, decode_spans
+from modeling.student.lexicon import is_mined
+from modeling.student.pipeline import collate, decode_spans, drop_gazetteer
 from modeling.student.predict import StudentPredictor
 from modeling.student.text import Example, align_mentions, augment, words
 from modeling.student.train import Cancelled, build_model, load_tokenizer, train_student
@@ -20,7 +21,7 @@ from modeling.student.train import Cancelled, build_model, load_tokenizer, train
 from .student_factories import build_tiny_qwen2, labelled, social_examples, tiny_index
 
 OVERFIT = dict(epochs=80, batch_size=8, lr_scale=8.0, augment_prob=0.0, max_window=16, window_stride=10,
-               eval_every_epochs=1000, checkpoint_every_steps=10, seed=13, kb_decoding=False)
+               eval_every_epochs=1000, checkpoint_every_steps=10, seed=13, kb_decoding=False, gaz_dropout=0.0)
 
 
 @pytest.fixture(scope="session")
@@ -162,7 +163,7 @@ def test_resume_after_a_killed_run_continues_from_the_checkpoint(tiny_backbone, 
     assert not (tmp_path / "adapter").exists()
     seen, logs = [], []
     summary = train_student(cfg, examples, [], tiny_index(), tmp_path, on_progress=seen.append, log=logs.append)
-    assert logs[0] == "resumed from step 5"
+    assert "resumed from step 5" in logs
     assert [p.step for p in seen] == list(range(6, summary["total_steps"] + 1))
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
 
@@ -250,3 +251,27 @@ def test_collate_maps_every_post_token_to_the_windows(tiny_backbone):
         mine = {int(i) - p * T for i in idx if p * T <= int(i) < (p + 1) * T}
         assert mine == set(range(len(enc.input_ids)))
     assert bio_labels(encs[0], [{"start": texts[0].index("la mer"), "end": texts[0].index("la mer") + 6}]).count(1) == 1
+
+
+def test_gazetteer_dropout_hides_only_labelled_span_tokens(tiny_backbone):
+    fz = Featurizer(load_tokenizer(tiny_backbone), tiny_index(), max_window=64, stride=48)
+    ex = labelled("maybelline mascara vs l'oreal which one?", ("maybelline", "Maybelline", "makeup"),
+                  ("l'oreal", "L'Oréal Paris", "makeup"))
+    enc = fz.encode(ex.text)
+    assert sum(1 for g in enc.gaz if g) >= 2
+    assert drop_gazetteer(enc, ex.spans, random.Random(0), 0.0) is enc
+    hidden = drop_gazetteer(enc, ex.spans, random.Random(0), 1.0)
+    assert not any(hidden.gaz) and any(enc.gaz)  # the cached encoding is left untouched
+    assert hidden.input_ids == enc.input_ids and hidden.offsets == enc.offsets
+    changed = sum(drop_gazetteer(enc, ex.spans, random.Random(seed), 0.5).gaz != enc.gaz for seed in range(200))
+    assert 100 < changed < 190  # at p=0.5 a post with 2 spans keeps both features 1 time in 4
+
+
+def test_a_trained_student_names_a_mined_brand_unlinked(overfit):
+    """The overfit run's training labels name CeraVe, which the tiny KB lacks: the artifact's index has it."""
+    predictor = StudentPredictor.load(overfit["dir"])
+    assert "cerave" in predictor.index.by_key and is_mined(predictor.index.by_key["cerave"])
+    pred = predictor.predict(["Got the new @cerave cleanser and it is so gentle"])[0]
+    span = pred["brands"][0]
+    assert span["text"] == "cerave" and span["brand"] == "CeraVe"
+    assert span["brand_id"] is None and span["link"] == "lexicon"
