@@ -1,8 +1,9 @@
 """5-fold cross-validation of the student over the 600 gold posts (data/demo/gold_seed.jsonl).
 
 Per fold: train on the other 4 folds' gold (10% of it held out as val for early stopping) + all silver
-(teacher answers on posts_unlabelled.jsonl, aligned), then score the held-out fold; the gazetteer is
-scored on the same fold. Prints per-fold figures and the means; last line: one JSON object.
+(teacher answers on posts_unlabelled.jsonl, aligned), then score the held-out fold; the gazetteer (the
+app's baseline: KB matches, is_beauty from a match or beauty wording) is scored on the same fold.
+Prints per-fold figures and the means; last line: one JSON object.
 
     python bench/student_cv.py [--epochs 3] [--folds 5] [--only 0,1] [--threads 2]
 """
@@ -33,8 +34,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from kb.gazetteer import Gazetteer
     from modeling.metrics import brand_count_accuracy, evaluate
+    from modeling.predictors import GazetteerPredictor
     from modeling.student.config import StudentConfig
     from modeling.student.predict import StudentPredictor
     from modeling.student.train import train_student
@@ -43,7 +44,7 @@ def main() -> None:
     if args.epochs is not None:
         cfg.epochs = args.epochs
     index = demo_index()
-    gazetteer = Gazetteer(index)
+    gazetteer = GazetteerPredictor(index)
     gold = demo_gold()
     silver = demo_silver(cfg.silver_weight)
     folds = [int(f) for f in args.only.split(",")] if args.only else list(range(args.folds))
@@ -62,8 +63,7 @@ def main() -> None:
         preds = student.predict([e.text for e in test])
         s = evaluate(rows, preds)
         s["brand_count_accuracy"] = brand_count_accuracy(rows, preds, [p["brand_count"] for p in preds])
-        g = evaluate(rows, [{"brands": [m.as_span() for m in gazetteer.find(e.text)], "is_beauty": None}
-                            for e in test])
+        g = evaluate(rows, gazetteer.predict([e.text for e in test]))
         fold = {"fold": k, "test_posts": len(test), "train_gold": len(train), "val": len(val), "silver": len(silver),
                 "train_seconds": round(seconds, 1), "best_val_span_f1": summary["best_val"]["span_f1"],
                 "student": {key: round(s[key], 4) for key in KEYS if s.get(key) is not None},

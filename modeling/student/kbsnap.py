@@ -75,9 +75,9 @@ def index_from_rows(rows: list[dict]) -> BrandIndex:
             key = normalize(alias)
             if key and key not in entries:
                 entries[key] = entry
-    for entry in brands:
+    for entry, row in zip(brands, rows):
         key = normalize(entry.canonical_name)
-        if key:
+        if key and not row.get("canonical_left_out"):
             entries[key] = entry
     return BrandIndex(entries)
 
@@ -90,6 +90,12 @@ def rows_from_index(index: BrandIndex) -> list[dict]:
             "brand_id": entry.brand_id, "canonical_name": entry.canonical_name, "category": entry.category,
             "aliases": [], "is_ambiguous": entry.is_ambiguous})
         row["aliases"].append(key)
+    for row in by_id.values():
+        # A student's index may leave a canonical name out (the texts use it as a word), or a mined brand's
+        # name may be a KB alias of another brand: then the name must not take the key back on reload.
+        named = index.by_key.get(normalize(row["canonical_name"]))
+        if named is None or named.brand_id != row["brand_id"]:
+            row["canonical_left_out"] = True
     return sorted(by_id.values(), key=lambda r: r["canonical_name"].casefold())
 
 

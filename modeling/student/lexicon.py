@@ -94,12 +94,21 @@ def _match_counts(examples: list[Example], candidates: BrandIndex) -> tuple[Coun
     return labelled, matches
 
 
-def extend_index(index: BrandIndex, lexicon: list[LexiconEntry]) -> BrandIndex:
-    """The KB index plus the lexicon's forms; a KB alias always wins over a mined one."""
-    entries = dict(index.by_key)
+def unreliable_kb_keys(examples: list[Example], index: BrandIndex, *, min_matches: int = 2,
+                       max_precision: float = 0.2) -> list[str]:
+    """KB aliases that the training texts use as plain words: matched at least `min_matches` times and
+    labelled under `max_precision` of them ("palette", "sure", "fresh", "I'm from"). The student leaves
+    them out of its index; the KB itself is not changed."""
+    labelled, matches = _match_counts(examples, index)
+    return sorted(k for k, n in matches.items() if n >= min_matches and labelled[k] / n < max_precision)
+
+
+def extend_index(index: BrandIndex, lexicon: list[LexiconEntry], drop: list[str] = ()) -> BrandIndex:
+    """The KB index plus the lexicon's forms, less the `drop` keys; a KB alias wins over a mined one."""
+    entries = {k: e for k, e in index.by_key.items() if k not in set(drop)}
     new_brands: dict[str, BrandEntry] = {}
     for item in lexicon:
-        if item.key in entries:
+        if item.key in index.by_key:
             continue
         if item.in_kb:
             entries[item.key] = index.by_canonical[normalize(item.brand)]
@@ -117,10 +126,10 @@ def is_mined(entry: BrandEntry) -> bool:
     return entry.brand_id < 0
 
 
-def lexicon_summary(lexicon: list[LexiconEntry], limit: int = 50) -> dict:
+def lexicon_summary(lexicon: list[LexiconEntry], dropped: list[str] = (), limit: int = 50) -> dict:
     new = defaultdict(int)
     for item in lexicon:
         if not item.in_kb:
             new[item.brand] += item.labelled
-    return {"forms": len(lexicon), "new_brands": len(new),
+    return {"forms": len(lexicon), "new_brands": len(new), "dropped_kb_aliases": list(dropped),
             "top_new_brands": [b for b, _ in sorted(new.items(), key=lambda kv: -kv[1])[:limit]]}

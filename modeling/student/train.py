@@ -20,7 +20,7 @@ from modeling.metrics import evaluate
 from .config import StudentConfig, lr_at, scaled_schedule, stage_at
 from .encoding import Featurizer
 from .kbsnap import CJK_ALIASES, rows_from_index, save_rows
-from .lexicon import extend_index, lexicon_summary, mine_lexicon
+from .lexicon import extend_index, lexicon_summary, mine_lexicon, unreliable_kb_keys
 from .model import StudentModel, last_layer_names, lora_config, set_trainable, trainable_groups_of
 from .pipeline import IGNORE, choose_windows, collate, drop_gazetteer
 from .text import Example, augment
@@ -218,9 +218,11 @@ def train_student(
     random.seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.resolved_backbone())
     lexicon = mine_lexicon(train, index, min_precision=cfg.lexicon_min_precision) if cfg.lexicon else []
-    index = extend_index(index, lexicon)
+    dropped = unreliable_kb_keys(train, index) if cfg.lexicon else []
+    index = extend_index(index, lexicon, dropped)
     if log and lexicon:
-        log(f"lexicon: {len(lexicon)} written forms learnt from the training labels")
+        log(f"lexicon: {len(lexicon)} written forms learnt from the training labels, {len(dropped)} KB aliases "
+            "left out as plain words")
     featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
                             fuzzy=cfg.fuzzy_gazetteer)
     brands = brand_table(index)
@@ -358,7 +360,7 @@ def train_student(
     write_artifact(model, tokenizer, cfg, index, brands, out_dir)
     summary = {"steps": step, "total_steps": total_steps, "best_val": best, "history": history, "evals": evals,
                "stopped_early": stopped_early, "train_seconds": round(time.monotonic() - started, 1),
-               "resumed_from": resumed_from, "lexicon": lexicon_summary(lexicon)}
+               "resumed_from": resumed_from, "lexicon": lexicon_summary(lexicon, dropped)}
     (out_dir / "training.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kb.gazetteer import Gazetteer
-from modeling.student.lexicon import extend_index, is_mined, lexicon_summary, mine_lexicon
+from modeling.student.kbsnap import index_from_rows, rows_from_index
+from modeling.student.lexicon import extend_index, is_mined, lexicon_summary, mine_lexicon, unreliable_kb_keys
 from modeling.student.text import Example
 
 from .student_factories import labelled, tiny_index
@@ -54,3 +55,21 @@ def test_extended_index_matches_new_brands_in_social_writing_and_keeps_kb_links(
     assert len(extended.by_key) == len(index.by_key) + 3  # cerave, cetaphil, clinque
     summary = lexicon_summary(mine_lexicon(_training_set(), index))
     assert summary["forms"] == 3 and summary["new_brands"] == 2 and summary["top_new_brands"][0] == "CeraVe"
+
+
+def test_kb_aliases_the_training_texts_use_as_plain_words_leave_the_students_index():
+    rows = [{"canonical_name": "Palette", "category": "haircare", "aliases": [], "is_ambiguous": False},
+            {"canonical_name": "Fresh", "category": "skincare", "aliases": ["Fresh Beauty"], "is_ambiguous": False},
+            {"canonical_name": "NARS", "category": "makeup", "aliases": [], "is_ambiguous": False}]
+    index = index_from_rows(rows)
+    texts = [_silver("this palette is stunning", is_beauty=True), _silver("new palette from NARS", ("NARS", "NARS", "makeup")),
+             _silver("fresh air today", is_beauty=False), _silver("so fresh and so clean", is_beauty=False),
+             _silver("Fresh Beauty sugar lip", ("Fresh Beauty", "Fresh", "skincare"))]
+    dropped = unreliable_kb_keys(texts, index)
+    assert dropped == ["fresh", "palette"]  # NARS: 1 of 1 labelled; "Fresh Beauty": 1 of 1
+    student = extend_index(index, [], dropped)
+    assert "palette" not in student.by_key and "fresh" not in student.by_key
+    assert student.by_key["freshbeauty"].canonical_name == "Fresh"
+    # The artifact's snapshot keeps the left-out names out on reload.
+    reloaded = index_from_rows(rows_from_index(student))
+    assert set(reloaded.by_key) == set(student.by_key) == {"freshbeauty", "nars"}
