@@ -72,6 +72,8 @@ def test_train_evaluate_promote_and_prelabel(kb, tiny_backbone, settings, tmp_pa
             assert key in metrics[column], (column, key)
     assert "brand_count_accuracy" in metrics["student"] and metrics["test_posts"] == len(SOCIAL)
     assert "teacher" in metrics
+    # CeraVe is not in the demo KB; the gold train labels teach it to the student's own index.
+    assert "CeraVe" in metrics["training"]["lexicon"]["top_new_brands"]
     manifest = json.loads((Path(g1.artifact_path) / "manifest.json").read_text())
     assert manifest["dataset_version"] == version.number and manifest["dataset_sha256"] == version.sha256
     assert not (Path(g1.artifact_path) / "checkpoint.pt").exists()
@@ -126,6 +128,7 @@ def test_train_evaluate_promote_and_prelabel(kb, tiny_backbone, settings, tmp_pa
     assert page.status_code == 200 and b"<svg" in page.content and b"gen-2" in page.content
     detail = client.get(reverse("generation_detail", args=[g1.number]))
     assert detail.status_code == 200 and b"gazetteer" in detail.content and b"hx-get" not in detail.content
+    assert b"Brand names learnt from the training labels" in detail.content and b"CeraVe" in detail.content
     partial = client.get(reverse("generation_detail", args=[g1.number]), HTTP_HX_REQUEST="true")
     assert partial.status_code == 286  # htmx: stop polling
     assert client_as(Role.ANNOTATOR).get(reverse("generation_list")).status_code == 403
