@@ -34,7 +34,7 @@ class StudentModel(nn.Module):
             nn.init.normal_(emb.weight, std=0.02)
         self.tag_head = nn.Linear(d, len(BIO))
         self.post_pool = nn.Linear(d, 1)
-        self.count_head = nn.Linear(d, BRAND_COUNT_CLASSES)
+        self.count_head = nn.Linear(d + 1, BRAND_COUNT_CLASSES)
         self.beauty_head = nn.Linear(d, 2)
         self.span_pool = nn.Linear(d, 1)
         heads = max(1, min(cfg.span_heads, d // 16))
@@ -71,7 +71,11 @@ class StudentModel(nn.Module):
         tags = self.tag_head(self.dropout(H))
         scores = self.post_pool(H).squeeze(-1).masked_fill(~post_mask, -1e4)
         post_vec = torch.einsum("pt,ptd->pd", scores.softmax(-1), H)
-        return {"tag_logits": tags, "post_vec": post_vec, "count_logits": self.count_head(self.dropout(post_vec)),
+        # Softmax pooling averages: it cannot count. The tagger's expected number of span starts can, so the
+        # count head reads it beside the pooled state (detached: counting must not bend the tagger).
+        starts = tags.detach().softmax(-1)[..., BIO.index("B")].masked_fill(~post_mask, 0.0).sum(-1, keepdim=True)
+        count_in = torch.cat([self.dropout(post_vec), torch.log1p(starts)], dim=-1)
+        return {"tag_logits": tags, "post_vec": post_vec, "count_logits": self.count_head(count_in),
                 "beauty_logits": self.beauty_head(self.dropout(post_vec))}
 
     def span_outputs(self, H: torch.Tensor, post_vec: torch.Tensor, span_index: torch.Tensor,
