@@ -36,6 +36,37 @@ def import_batches_recent(*, limit: int = 20):
 
 # --- span editor, review, agreement, progress --------------------------------------------------
 
+# The editor's two reads run on every save, and building and compiling them with the ORM takes several
+# times what the database needs to answer them (bench/editor.py measures the save), so they are SQL
+# written once: plain SQL that SQLite and PostgreSQL both take, rows still built by the models.
+_EDITOR_ANNOTATION_SQL = (
+    f"SELECT a.*, p.text AS post_text FROM {Annotation._meta.db_table} a"
+    f" INNER JOIN {Post._meta.db_table} p ON p.id = a.post_id WHERE a.post_id = %s AND "
+)
+_EDITOR_SPANS_SQL = f"SELECT * FROM {Span._meta.db_table} WHERE annotation_id = %s"
+
+
+def editor_annotation(*, post_id: int, annotator_id: int | None) -> Annotation | None:
+    """The annotation the editor works on: the annotator's own one on the post, or the post's gold one
+    when `annotator_id` is None (unique constraints allow one of each). Its post carries only the text;
+    the other fields are deferred (the editor page loads the whole post). One query."""
+    if annotator_id is None:
+        rows = Annotation.objects.raw(_EDITOR_ANNOTATION_SQL + "a.is_gold", [post_id])
+    else:
+        rows = Annotation.objects.raw(_EDITOR_ANNOTATION_SQL + "a.annotator_id = %s AND NOT a.is_gold",
+                                      [post_id, annotator_id])
+    annotation = next(iter(rows), None)
+    if annotation is not None:
+        annotation.post = Post.from_db(annotation._state.db, ["id", "text"], [annotation.post_id, annotation.post_text])
+        del annotation.post_text
+    return annotation
+
+
+def editor_spans(*, annotation_id: int) -> list[Span]:
+    """The annotation's spans, in no particular order, without brand or category. One query."""
+    return list(Span.objects.raw(_EDITOR_SPANS_SQL, [annotation_id]))
+
+
 # The teacher explains itself, so it comes first; the gazetteer is the baseline, last.
 SOURCE_ORDER = {"teacher": 0, "student": 1, "gazetteer": 2}
 

@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from annotation.models import Annotation, Assignment, Post
 from annotation.roles import Role, has_role, role_required
 from annotation.selectors import (
-    agreement_report, editor_state, my_history, progress_report, review_queue, review_state,
+    agreement_report, editor_annotation, editor_state, my_history, progress_report, review_queue, review_state,
 )
 from annotation.services.editor import (
     EditConflict, EditError, annotation_change, annotation_for_editing, annotation_submit, annotation_undo,
@@ -60,11 +60,11 @@ def _editable(request, post_id: int) -> Annotation:
     if wants_gold:
         if not has_role(request.user, *REVIEWERS):
             raise PermissionDenied("Only reviewers edit gold annotations.")
-        gold = Annotation.objects.select_related("post").filter(post_id=post_id, is_gold=True).first()
+        gold = editor_annotation(post_id=post_id, annotator_id=None)
         if gold is None:
             raise Http404("This post has no gold annotation yet.")
         return gold
-    own = Annotation.objects.select_related("post").filter(post_id=post_id, annotator=request.user, is_gold=False).first()
+    own = editor_annotation(post_id=post_id, annotator_id=request.user.pk)
     if own is not None:
         return own
     post = get_object_or_404(Post, pk=post_id)
@@ -96,6 +96,8 @@ def _panel_context(annotation: Annotation, **extra) -> dict:
 @role_required(*EDITORS)
 def editor(request, post_id: int):
     annotation = _editable(request, post_id)
+    if annotation.post.get_deferred_fields():  # the page shows the whole post, the saves only need its text
+        annotation.post = get_object_or_404(Post, pk=post_id)
     if not annotation.is_gold:
         assignment_renew(user=request.user, post_id=post_id)
     history = my_history(user=request.user)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from annotation.models import Annotation, Post, Prediction, Span
+from annotation.selectors import editor_spans
 from annotation.services.queue import assignment_complete
 from kb.linking import get_index, normalize
 from kb.models import Brand, Category
@@ -112,18 +113,30 @@ def annotation_undo(*, annotation: Annotation, version: int, active_seconds: flo
     return _applied(annotation, f"Undid: {entry['label']}", [])
 
 
-# The spans and categories a change works on are read once per change (one query each) and kept on
-# the annotation object while the change runs: the save request stays a handful of queries.
+# The categories change only through the admin (or `categories_ensure`), and every such change bumps
+# the KB version (annotation.apps), so they are kept with the KB index: read again whenever it is rebuilt.
+_categories: tuple[object, list[Category], dict[str, Category], dict[int, Category]] | None = None
+
+
+def _categories_for(index) -> tuple[list[Category], dict[str, Category], dict[int, Category]]:
+    global _categories
+    cached = _categories
+    if cached is None or cached[0] is not index:
+        cats = list(Category.objects.all())
+        cached = _categories = (index, cats, {c.slug: c for c in cats}, {c.pk: c for c in cats})
+    return cached[1:]
+
+
+# The spans a change works on are read once per change (one query) and kept on the annotation object
+# while the change runs, with the categories and the KB index: the save request stays a handful of queries.
 def _load(annotation: Annotation) -> None:
-    cats = list(Category.objects.all())
-    annotation._editor_cats = cats
-    annotation._editor_cat_by_slug = {c.slug: c for c in cats}
-    annotation._editor_cat_by_pk = {c.pk: c for c in cats}
-    annotation._editor_index = None
-    spans = list(Span.objects.filter(annotation_id=annotation.pk))
+    annotation._editor_index = get_index()
+    cats, by_slug, by_pk = _categories_for(annotation._editor_index)
+    annotation._editor_cats, annotation._editor_cat_by_slug, annotation._editor_cat_by_pk = cats, by_slug, by_pk
+    # Unordered: the span list is sorted once the change is done (`_applied`).
+    spans = editor_spans(annotation_id=annotation.pk)
     for span in spans:  # what the span list shows, without joining brand and category
-        span.brand = _brand_for_display(annotation, span.brand_id)
-        span.category = annotation._editor_cat_by_pk.get(span.category_id)
+        _for_display(annotation, span)
     annotation._editor_spans = spans
 
 
@@ -133,9 +146,7 @@ def _forget(annotation: Annotation) -> None:
 
 
 def _index(annotation: Annotation):
-    """The KB index, looked up once per change (its freshness check reads the cache)."""
-    if annotation._editor_index is None:
-        annotation._editor_index = get_index()
+    """The KB index, looked up once per change in `_load` (its freshness check reads the cache)."""
     return annotation._editor_index
 
 
@@ -152,6 +163,13 @@ def _spans(annotation: Annotation) -> list[Span]:
 
 def _find(annotation: Annotation, start: int, end: int) -> Span | None:
     return next((s for s in _spans(annotation) if s.start == start and s.end == end), None)
+
+
+def _for_display(annotation: Annotation, span: Span) -> None:
+    """Attach what the span list shows: brand name, category, and the source the span came from."""
+    span.brand = _brand_for_display(annotation, span.brand_id)
+    span.category = annotation._editor_cat_by_pk.get(span.category_id)
+    span.source = span.suggested_by.split(":", 1)[0]
 
 
 def _brand_for_display(annotation: Annotation, brand_id: int | None) -> Brand | None:
@@ -171,17 +189,31 @@ def _brand_category_id(annotation: Annotation, brand_id: int) -> int | None:
     return Brand.objects.filter(pk=brand_id).values_list("category_id", flat=True).first()
 
 
+def _update(model, *, where: dict, values: dict) -> int:
+    """`model.objects.filter(**where).update(**values)` for plain field names, returning the row count.
+    The save writes two rows, and building and compiling each ORM update takes longer than the
+    database's write (bench/editor.py), so these are SQL; each value is still prepared by its field."""
+    meta, quote = model._meta, connection.ops.quote_name
+    assigned = [(meta.get_field(name), value) for name, value in values.items()]
+    matched = [(meta.get_field(name), value) for name, value in where.items()]
+    sql = (f"UPDATE {quote(meta.db_table)} SET {', '.join(f'{quote(f.column)} = %s' for f, _ in assigned)}"
+           f" WHERE {' AND '.join(f'{quote(f.column)} = %s' for f, _ in matched)}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f.get_db_prep_save(v, connection) for f, v in assigned + matched])
+        return cursor.rowcount
+
+
 def _bump(annotation: Annotation, version: int, active_seconds: float, *, undo_log: list) -> None:
     """The optimistic lock: the row moves to version+1 only if nobody moved it since `version`."""
     active = max(0.0, min(float(active_seconds or 0), 600.0))  # one request never claims more than 10 min
     now = timezone.now()
     # Plain values, not F() expressions: the WHERE on the version guarantees the row is still the
     # one this request read, so its counters are current.
-    updated = Annotation.objects.filter(pk=annotation.pk, version=version).update(
-        version=version + 1, undo_log=undo_log, dismissed=annotation.dismissed,
-        is_beauty=annotation.is_beauty, no_brands=annotation.no_brands,
-        active_seconds=annotation.active_seconds + active, updated_at=now,
-    )
+    updated = _update(Annotation, where={"id": annotation.pk, "version": version}, values={
+        "version": version + 1, "undo_log": undo_log, "dismissed": annotation.dismissed,
+        "is_beauty": annotation.is_beauty, "no_brands": annotation.no_brands,
+        "active_seconds": annotation.active_seconds + active, "updated_at": now,
+    })
     if not updated:
         fresh = Annotation.objects.get(pk=annotation.pk)
         raise EditConflict(fresh, {})
@@ -258,8 +290,7 @@ def _op_add(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
         annotation=annotation, start=start, end=end, text=text[start:end][:500], brand_id=brand_id,
         brand_text=brand_text, category_id=category_id, suggested_by=(op.get("suggested_by") or "")[:140],
     )
-    span.brand = _brand_for_display(annotation, brand_id)
-    span.category = annotation._editor_cat_by_pk.get(category_id)
+    _for_display(annotation, span)
     spans.append(span)
     if annotation.no_brands:
         annotation.no_brands = False
@@ -297,9 +328,8 @@ def _op_update(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
             changed.append("category_id")
     if not changed:
         raise EditError("Nothing to change.")
-    Span.objects.filter(pk=span.pk).update(**{name: getattr(span, name) for name in changed})
-    span.brand = _brand_for_display(annotation, span.brand_id)
-    span.category = annotation._editor_cat_by_pk.get(span.category_id)
+    _update(Span, where={"id": span.pk}, values={name: getattr(span, name) for name in changed})
+    _for_display(annotation, span)
     return [before], f"changed “{span.text}”"
 
 

@@ -205,3 +205,42 @@ def test_brand_autocomplete_finds_aliases_by_prefix_and_contains(kb, client_as):
     body = client.get(reverse("brand_autocomplete"), {"q": "mer"}).content.decode()
     assert "La Mer" in body
     assert "Keep “mer” as a new brand" in body
+
+
+@pytest.mark.parametrize("n_spans", [1, 4])
+def test_a_save_runs_constant_queries_and_answers_the_span_list(kb, client_as, settings, django_assert_num_queries, n_spans):
+    settings.ANNOTATION_DOUBLE_SHARE = 0
+    client = client_as("annotator")
+    text = "my SK2 essence > la mer tbh, Fenty & Glossier"
+    p = f.post(text)
+    client.get(reverse("queue"))
+    url = reverse("editor_change", args=[p.pk])
+    words = ["SK2", "la mer", "Fenty", "Glossier"][:n_spans]
+    for version, word in enumerate(words, 1):  # the first save also builds the KB index and reads the categories
+        start = text.index(word)
+        assert client.post(url, {"op": "add", "start": start, "end": start + len(word), "version": version}).status_code == 200
+    makeup = Category.objects.get(slug="makeup")
+    start = text.index("SK2")
+    # Session, user, roles; the annotation with its post text; the spans; the span and the annotation
+    # written, between the savepoint and its release (a transaction outside tests).
+    with django_assert_num_queries(9):
+        response = client.post(url, {"op": "update", "start": start, "end": start + 3, "category_id": makeup.pk,
+                                      "version": n_spans + 1}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and response["HX-Retarget"] == "#spans-section"
+    body = response.content.decode()
+    assert body.count("data-span ") == n_spans and f'value="{n_spans + 2}"' in body
+    assert 'class="cat on" data-cat="2"' in body and "SK-II" in body  # makeup is the second category
+    assert Span.objects.get(annotation__post=p, start=start).category_id == makeup.pk
+
+
+def test_the_editor_sees_a_category_change_once_it_commits(draft, django_capture_on_commit_callbacks):
+    applied = annotation_change(annotation=draft, version=1, op={"op": "add", "start": 3, "end": 6})
+    skincare = next(c for c in applied.categories if c.slug == "skincare")
+    assert skincare.name == "Skincare"
+    renamed = Category.objects.get(pk=skincare.pk)
+    renamed.name = "Skin care"
+    with django_capture_on_commit_callbacks(execute=True):  # as the admin saves it
+        renamed.save()
+    applied = annotation_change(annotation=draft, version=2, op={"op": "update", "start": 3, "end": 6, "category": "skincare"})
+    assert next(c for c in applied.categories if c.slug == "skincare").name == "Skin care"
+    assert applied.spans[0].category.name == "Skin care"
