@@ -19,7 +19,7 @@ import time
 from student_common import demo_gold, demo_index, demo_silver, hash_fold
 
 KEYS = ("span_f1", "span_precision", "span_recall", "brand_em", "category_accuracy", "beauty_f1",
-        "brand_count_accuracy")
+        "brand_count_accuracy", "count_head_accuracy")
 
 
 def main() -> None:
@@ -62,7 +62,7 @@ def main() -> None:
         rows = [{"text": e.text, "brands": e.spans, "is_beauty": e.is_beauty} for e in test]
         preds = student.predict([e.text for e in test])
         s = evaluate(rows, preds)
-        s["brand_count_accuracy"] = brand_count_accuracy(rows, preds, [p["brand_count"] for p in preds])
+        s["count_head_accuracy"] = brand_count_accuracy(rows, preds, [p["brand_count_head"] for p in preds])
         g = evaluate(rows, gazetteer.predict([e.text for e in test]))
         fold = {"fold": k, "test_posts": len(test), "train_gold": len(train), "val": len(val), "silver": len(silver),
                 "train_seconds": round(seconds, 1), "best_val_span_f1": summary["best_val"]["span_f1"],

@@ -304,7 +304,7 @@ def generation_evaluate(*, generation: ModelGeneration, test=None) -> dict:
         if with_counts:
             from modeling.metrics import brand_count_accuracy
 
-            figures["brand_count_accuracy"] = brand_count_accuracy(gold, preds, [p["brand_count"] for p in preds])
+            figures["count_head_accuracy"] = brand_count_accuracy(gold, preds, [p["brand_count_head"] for p in preds])
         figures.update(measure_speed(predictor.predict, texts))
         figures["cost_per_1k_usd"] = _cost_per_1k_compute(figures["throughput_posts_s"])
         return _rounded(figures)

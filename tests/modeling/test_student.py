@@ -63,6 +63,7 @@ def test_overfits_social_posts_and_reloads_with_identical_predictions(overfit, t
         "Maybelline", "L'Oréal Paris"]
     assert by_text["Got the new @cerave cleanser and it is so gentle"]["brands"][0]["text"] == "cerave"
     assert [p["is_beauty"] for p in preds] == [e.is_beauty for e in examples]
+    assert all(p["brand_count"] == len(p["brands"]) and 0 <= p["brand_count_head"] <= 3 for p in preds)
     # The artifact is self-contained: copied elsewhere it reloads to the very same outputs.
     moved = tmp_path / "moved"
     shutil.copytree(overfit["dir"], moved)

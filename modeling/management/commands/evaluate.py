@@ -34,9 +34,9 @@ class Command(BaseCommand):
         texts = [r["text"] for r in gold]
         predictions = predictor.predict(texts)
         figures = {"model": model, "data": str(data), **evaluate(gold, predictions)}
-        if all("brand_count" in p for p in predictions):  # a student's count head, not just len(brands)
-            figures["brand_count_accuracy"] = brand_count_accuracy(gold, predictions,
-                                                                   [p["brand_count"] for p in predictions])
+        if all("brand_count_head" in p for p in predictions):  # a student's count head, beside len(brands)
+            figures["count_head_accuracy"] = brand_count_accuracy(gold, predictions,
+                                                                  [p["brand_count_head"] for p in predictions])
         figures.update(measure_speed(predictor.predict, texts))
         if json:
             self.stdout.write(_json_dumps(figures))
