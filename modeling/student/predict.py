@@ -81,7 +81,9 @@ class StudentPredictor:
         return out
 
     def _with_kb(self, text: str, model_spans: list[dict]) -> list[dict]:
-        out = [{"start": m.start, "end": m.end, "text": m.text, "confidence": 1.0}
+        # A match keeps its brand: the gazetteer already weighed the evidence an ambiguous name needs
+        # (the '@' of "@glowrecipe" is outside the span, so linking the span text alone would lose it).
+        out = [{"start": m.start, "end": m.end, "text": m.text, "confidence": 1.0, "_match": m.brand}
                for m in self.featurizer.gazetteer.find(text)]
         for span in model_spans:
             if span["confidence"] >= self.cfg.span_threshold and not any(
@@ -90,8 +92,13 @@ class StudentPredictor:
         return sorted(out, key=lambda s: s["start"])
 
     def _link(self, text: str, span: dict, category: int, sims: torch.Tensor) -> dict:
-        link = self.index.resolve(span["text"], context=text)
-        entry, method = link.brand, link.method
+        matched = span.pop("_match", None)
+        if matched is not None:
+            entry, method = matched, "exact"
+        else:
+            mark = text[span["start"] - 1] if span["start"] > 0 and text[span["start"] - 1] in "#@" else ""
+            link = self.index.resolve(mark + span["text"], context=text)  # a '#'/'@' is evidence of a name
+            entry, method = link.brand, link.method
         if entry is None and len(self.brands) and self.cfg.align_threshold < 1.0:
             best = int(sims.argmax())
             if float(sims[best]) >= self.cfg.align_threshold and self.brand_entries[best] is not None:

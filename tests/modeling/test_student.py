@@ -276,3 +276,20 @@ def test_a_trained_student_names_a_mined_brand_unlinked(overfit):
     span = pred["brands"][0]
     assert span["text"] == "cerave" and span["brand"] == "CeraVe"
     assert span["brand_id"] is None and span["link"] == "lexicon"
+
+
+def test_kb_decoding_keeps_the_evidence_of_a_handle_for_an_ambiguous_brand(tiny_backbone):
+    """"Glow Recipe" is flagged ambiguous (a common phrase): '@glowrecipe' is written as a name, so it links."""
+    from modeling.student.kbsnap import index_from_rows
+    from modeling.student.train import brand_table
+
+    index = index_from_rows([{"canonical_name": "Glow Recipe", "category": "skincare", "aliases": ["GlowRecipe"],
+                              "is_ambiguous": True}])
+    cfg = StudentConfig(backbone=tiny_backbone)
+    brands = brand_table(index)
+    fz = Featurizer(load_tokenizer(tiny_backbone), index, max_window=64, stride=48)
+    predictor = StudentPredictor(build_model(cfg, len(brands)), fz, index, brands, cfg)
+    pred = predictor.predict(["@glowrecipe watermelon toner is back 🍉", "my glow recipe for a lazy sunday"])
+    handle = [b for b in pred[0]["brands"] if b["text"] == "glowrecipe"]
+    assert handle and handle[0]["brand"] == "Glow Recipe" and handle[0]["brand_id"] is not None
+    assert not [b for b in pred[1]["brands"] if b.get("brand") == "Glow Recipe"]
