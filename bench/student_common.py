@@ -54,13 +54,53 @@ SOCIAL = [
 ]
 
 
+# Brands newer than the seed KB and absent from the teacher's demo answers (checked by `newer_rows`):
+# only what the model learnt from context and spelling can find them; the gazetteer cannot.
+NEWER = [
+    ("obsessed with my rhode peptide lip treatment 💗", [("rhode", "rhode")]),
+    ("Tower 28 sunnydays spf is so underrated", [("Tower 28", "Tower 28")]),
+    ("grwm with Haus Labs foundation and a little bronzer ✨", [("Haus Labs", "Haus Labs")]),
+    ("anua heartleaf toner restock 🛒", [("anua", "Anua")]),
+    ("Skin1004 centella ampoule calmed my redness in a week", [("Skin1004", "Skin1004")]),
+    ("Medicube zero pore pads changed my skin fr", [("Medicube", "Medicube")]),
+    ("花西子 散粉真的很好用 持妆一整天", [("花西子", "Florasis")]),
+    ("the @youthforia dew drops are giving glass skin", [("youthforia", "Youthforia")]),
+    ("Makeup by Mario master eyeshadow palette is worth it", [("Makeup by Mario", "Makeup by Mario")]),
+    ("torriden dive in serum + round lab sunscreen is my am routine", [("torriden", "Torriden"), ("round lab", "Round Lab")]),
+    ("#gisou honey infused hair oil smells unreal 🍯", [("gisou", "Gisou")]),
+    ("K18 mask fixed my bleach damage", [("K18", "K18")]),
+    ("just tried Bubble skincare moisturizer and honestly not impressed", [("Bubble", "Bubble")]),
+    ("biodance collagen mask overnight = glass skin 🥹", [("biodance", "Biodance")]),
+    ("mielle rosemary oil for hair growth update month 3", [("mielle", "Mielle")]),
+    ("Krave Beauty great barrier relief is back in stock!", [("Krave Beauty", "Krave Beauty")]),
+    ("new Refy brow sculpt vs my old gel", [("Refy", "Refy")]),
+    ("ok the avene thermal water spray is my summer staple", [("avene", "Avène")]),
+    ("my cat knocked my coffee over this morning 😭", []),
+    ("Finally booked my trip to Lisbon for June!", []),
+]
+
+
+def newer_rows() -> list[dict]:
+    index = demo_index()
+    from kb.linking import normalize
+
+    taught = {normalize(s["text"]) for e in demo_silver(1.0) for s in e.spans}
+    known = [w for _, mentions in NEWER for w, _ in mentions if normalize(w) in index.by_key or normalize(w) in taught]
+    assert not known, f"these NEWER brands are in the demo KB or the teacher's answers: {known}"
+    return _rows(NEWER, "newer")
+
+
 def social_rows() -> list[dict]:
+    return _rows(SOCIAL, "social")
+
+
+def _rows(posts, prefix: str) -> list[dict]:
     rows = []
-    for i, (text, mentions) in enumerate(SOCIAL):
+    for i, (text, mentions) in enumerate(posts):
         brands, cursor = [], 0
         for written, brand in mentions:
             start = text.index(written, cursor)
             brands.append({"start": start, "end": start + len(written), "text": written, "brand": brand})
             cursor = start + len(written)
-        rows.append({"id": f"social-{i}", "text": text, "is_beauty": bool(mentions), "brands": brands})
+        rows.append({"id": f"{prefix}-{i}", "text": text, "is_beauty": bool(mentions), "brands": brands})
     return rows

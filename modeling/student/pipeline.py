@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import torch
@@ -146,30 +145,39 @@ def collate(featurizer: Featurizer, encs: list[Encoded], examples: list[Example]
 
 
 def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | None) -> list[dict]:
-    """Word-level decoding: a word takes its first token's tag, spans start/end on word boundaries."""
-    first_token: dict[int, int] = {}
+    """Word-level decoding: spans start and end on word boundaries, never inside a word.
+
+    A word is inside a brand when any of its tokens is (1 - P(O), the most confident token decides): on a
+    name the tokenizer splits ("tor|ride|n"), the tagger is often sure only past the first piece. It starts
+    a new span unless it continues the previous word's span (an I tag, a short gap)."""
+    tokens_of: dict[int, list[int]] = {}
     for t, w in enumerate(enc.token_word):
-        if w >= 0 and w not in first_token:
-            first_token[w] = t
+        if w >= 0:
+            tokens_of.setdefault(w, []).append(t)
     spans: list[dict] = []
     current: dict | None = None
     last_word_end = -1
-    B, I = BIO.index("B"), BIO.index("I")
-    for w in sorted(first_token):
-        lp = tag_logprobs[first_token[w]]
-        tag = int(lp.argmax())
+    O, B, I = BIO.index("O"), BIO.index("B"), BIO.index("I")
+    probs = tag_logprobs.exp()
+    for w in sorted(tokens_of):
+        toks = tokens_of[w]
+        inside = [1.0 - float(probs[t, O]) for t in toks]
+        best = max(range(len(toks)), key=inside.__getitem__)
         ws, we = enc.words[w]
+        if inside[best] < 0.5:
+            current = None
+            last_word_end = we
+            continue
         gap = enc.text[last_word_end:ws] if current is not None else ""
         joined = current is not None and len(gap) <= _MAX_GAP and "\n" not in gap and not any(
             c in gap for c in ",;:!?()[]|/")
-        if tag == B or (tag == I and not joined):
-            current = {"start": ws, "end": we, "probs": [math.exp(float(lp[tag]))]}
-            spans.append(current)
-        elif tag == I and joined:
+        continues = joined and float(probs[toks[0], I]) > float(probs[toks[0], B])
+        if continues:
             current["end"] = we
-            current["probs"].append(math.exp(float(lp[tag])))
+            current["probs"].append(inside[best])
         else:
-            current = None
+            current = {"start": ws, "end": we, "probs": [inside[best]]}
+            spans.append(current)
         last_word_end = we
     out = []
     for span in spans:

@@ -210,6 +210,25 @@ def test_word_level_decoding_never_returns_subword_fragments(tiny_backbone):
         "text"] == "Clinique"
 
 
+def test_a_word_is_a_brand_when_any_of_its_pieces_is_tagged(tiny_backbone):
+    """The tagger is often sure only past a name's first piece ("tor|ride|n"): the whole word is the span."""
+    fz = Featurizer(load_tokenizer(tiny_backbone), tiny_index(), max_window=64, stride=48)
+    text = "torriden serum and Tower 28 spf"
+    enc = fz.encode(text)
+    logp = torch.full((len(enc.input_ids), 3), -5.0)
+    logp[:, 0] = 0.0
+
+    def tag(word_start: int, piece: int, label: int):
+        toks = [t for t, w in enumerate(enc.token_word) if w >= 0 and enc.words[w][0] == word_start]
+        assert len(toks) > piece, "the tiny tokenizer splits this word"
+        logp[toks[piece]] = torch.tensor([-5.0, 0.0, -5.0] if label == 1 else [-5.0, -5.0, 0.0])
+
+    tag(0, 1, 2)  # only "torriden"'s second piece says I
+    tag(text.index("Tower"), 0, 1)
+    tag(text.index("28"), 0, 2)  # "28" continues "Tower"
+    assert [s["text"] for s in decode_spans(enc, logp, tiny_index())] == ["torriden", "Tower 28"]
+
+
 def _all_b(enc):
     logp = torch.full((len(enc.input_ids), 3), -5.0)
     logp[:, 0] = 0.0
