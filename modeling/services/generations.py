@@ -242,7 +242,7 @@ def generation_train(*, generation_id: int) -> str:
         generation.refresh_from_db()
         metrics = generation_evaluate(generation=generation, test=test)
         metrics["training"] = {k: summary.get(k) for k in ("steps", "total_steps", "best_val", "stopped_early",
-                                                           "train_seconds", "lexicon")}
+                                                           "train_seconds", "lexicon", "decoding")}
         _write_manifest(generation, out_dir, metrics)
         (out_dir / "checkpoint.pt").unlink(missing_ok=True)
         ModelGeneration.objects.filter(pk=generation_id).update(metrics=metrics)

@@ -102,6 +102,8 @@ class StudentConfig:
     # this beats both the model alone and the gazetteer alone.
     kb_decoding: bool = True
     span_threshold: float = 0.6
+    word_rule: str = "first"  # pipeline.decode_spans; with span_threshold, chosen on val after training
+    tune_decoding: bool = True
 
     def resolved_backbone(self) -> str:
         return self.backbone or default_backbone()

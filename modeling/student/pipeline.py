@@ -144,12 +144,17 @@ def collate(featurizer: Featurizer, encs: list[Encoded], examples: list[Example]
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | None) -> list[dict]:
+WORD_RULES = ("first", "any")
+
+
+def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | None,
+                 word_rule: str = "first") -> list[dict]:
     """Word-level decoding: spans start and end on word boundaries, never inside a word.
 
-    A word is inside a brand when any of its tokens is (1 - P(O), the most confident token decides): on a
-    name the tokenizer splits ("tor|ride|n"), the tagger is often sure only past the first piece. It starts
-    a new span unless it continues the previous word's span (an I tag, a short gap)."""
+    A word is inside a brand when its first token is ("first": as the labels tag it), or when any of its
+    tokens is ("any": on a name the tokenizer splits, "tor|ride|n", the tagger is often sure only past the
+    first piece; it finds more unknown brands and more false ones). Training picks the rule on val.
+    A word starts a new span unless it continues the previous word's span (an I tag, a short gap)."""
     tokens_of: dict[int, list[int]] = {}
     for t, w in enumerate(enc.token_word):
         if w >= 0:
@@ -161,8 +166,8 @@ def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | N
     probs = tag_logprobs.exp()
     for w in sorted(tokens_of):
         toks = tokens_of[w]
-        inside = [1.0 - float(probs[t, O]) for t in toks]
-        best = max(range(len(toks)), key=inside.__getitem__)
+        inside = [1.0 - float(probs[t, O]) for t in (toks if word_rule == "any" else toks[:1])]
+        best = max(range(len(inside)), key=inside.__getitem__)
         ws, we = enc.words[w]
         if inside[best] < 0.5:
             current = None

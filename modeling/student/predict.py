@@ -56,7 +56,8 @@ class StudentPredictor:
             H = student.encode(batch)
             post = student.post_outputs(H, batch["post_mask"])
             tag_lp = post["tag_logits"].log_softmax(-1).cpu()
-            spans = [decode_spans(enc, tag_lp[p, : len(enc.input_ids)], self.index) for p, enc in enumerate(encs)]
+            spans = [decode_spans(enc, tag_lp[p, : len(enc.input_ids)], self.index, self.cfg.word_rule)
+                     for p, enc in enumerate(encs)]
             if self.cfg.kb_decoding:
                 spans = [self._with_kb(enc.text, s) for enc, s in zip(encs, spans)]
             if any(spans):

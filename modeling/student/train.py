@@ -22,7 +22,7 @@ from .encoding import Featurizer
 from .kbsnap import CJK_ALIASES, rows_from_index, save_rows
 from .lexicon import extend_index, lexicon_summary, mine_lexicon, unreliable_kb_keys
 from .model import StudentModel, last_layer_names, lora_config, set_trainable, trainable_groups_of
-from .pipeline import IGNORE, choose_windows, collate, drop_gazetteer
+from .pipeline import IGNORE, WORD_RULES, choose_windows, collate, drop_gazetteer
 from .text import Example, augment
 
 
@@ -357,12 +357,42 @@ def train_student(
     if best_state is not None:
         _restore(model, best_state)
     model.eval()
+    decoding = None
+    if val and cfg.tune_decoding:
+        decoding = tune_decoding(model, featurizer, index, brands, cfg, val, device)
+        cfg = StudentConfig.from_dict({**cfg.to_dict(), "word_rule": decoding["word_rule"],
+                                       "span_threshold": decoding["span_threshold"]})
+        if log:
+            log(f"decoding: words by {decoding['word_rule']!r} piece, model spans from "
+                f"{decoding['span_threshold']} (val span_f1={decoding['val_span_f1']})")
     write_artifact(model, tokenizer, cfg, index, brands, out_dir)
     summary = {"steps": step, "total_steps": total_steps, "best_val": best, "history": history, "evals": evals,
                "stopped_early": stopped_early, "train_seconds": round(time.monotonic() - started, 1),
-               "resumed_from": resumed_from, "lexicon": lexicon_summary(lexicon, dropped)}
+               "resumed_from": resumed_from, "lexicon": lexicon_summary(lexicon, dropped), "decoding": decoding}
     (out_dir / "training.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+# Conservative first: a later setting must score strictly better on val to be chosen.
+DECODING_GRID = [(rule, threshold) for rule in WORD_RULES for threshold in (0.8, 0.7, 0.6, 0.5)]
+
+
+def tune_decoding(model, featurizer: Featurizer, index: BrandIndex, brands: list[str], cfg: StudentConfig,
+                  val: list[Example], device: str) -> dict:
+    """The KB-aware decoding (word rule, threshold for the model's own spans) that scores best on val."""
+    from .predict import StudentPredictor
+
+    gold = [{"brands": ex.spans, "is_beauty": ex.is_beauty} for ex in val]
+    best, grid = None, []
+    for rule, threshold in DECODING_GRID:
+        trial = StudentConfig.from_dict({**cfg.to_dict(), "kb_decoding": True, "word_rule": rule,
+                                         "span_threshold": threshold})
+        f1 = round(evaluate(gold, StudentPredictor(model, featurizer, index, brands, trial, device).predict(
+            [ex.text for ex in val]))["span_f1"], 4)
+        grid.append({"word_rule": rule, "span_threshold": threshold, "val_span_f1": f1})
+        if best is None or f1 > best["val_span_f1"]:
+            best = grid[-1]
+    return {**best, "grid": grid}
 
 
 def write_artifact(model, tokenizer, cfg: StudentConfig, index: BrandIndex, brands: list[str], out_dir: Path) -> None:

@@ -211,7 +211,7 @@ def test_word_level_decoding_never_returns_subword_fragments(tiny_backbone):
 
 
 def test_a_word_is_a_brand_when_any_of_its_pieces_is_tagged(tiny_backbone):
-    """The tagger is often sure only past a name's first piece ("tor|ride|n"): the whole word is the span."""
+    """The tagger is often sure only past a name's first piece ("tor|ride|n"): the "any" rule takes the word."""
     fz = Featurizer(load_tokenizer(tiny_backbone), tiny_index(), max_window=64, stride=48)
     text = "torriden serum and Tower 28 spf"
     enc = fz.encode(text)
@@ -226,7 +226,8 @@ def test_a_word_is_a_brand_when_any_of_its_pieces_is_tagged(tiny_backbone):
     tag(0, 1, 2)  # only "torriden"'s second piece says I
     tag(text.index("Tower"), 0, 1)
     tag(text.index("28"), 0, 2)  # "28" continues "Tower"
-    assert [s["text"] for s in decode_spans(enc, logp, tiny_index())] == ["torriden", "Tower 28"]
+    assert [s["text"] for s in decode_spans(enc, logp, tiny_index(), "any")] == ["torriden", "Tower 28"]
+    assert [s["text"] for s in decode_spans(enc, logp, tiny_index(), "first")] == ["Tower 28"]
 
 
 def _all_b(enc):
@@ -312,3 +313,16 @@ def test_kb_decoding_keeps_the_evidence_of_a_handle_for_an_ambiguous_brand(tiny_
     handle = [b for b in pred[0]["brands"] if b["text"] == "glowrecipe"]
     assert handle and handle[0]["brand"] == "Glow Recipe" and handle[0]["brand_id"] is not None
     assert not [b for b in pred[1]["brands"] if b.get("brand") == "Glow Recipe"]
+
+
+def test_decoding_is_tuned_on_val_and_travels_with_the_artifact(overfit):
+    from modeling.student.train import DECODING_GRID, tune_decoding
+
+    p = StudentPredictor.load(overfit["dir"])
+    val = overfit["examples"]
+    chosen = tune_decoding(p.model, p.featurizer, p.index, p.brands, p.cfg, val, "cpu")
+    assert len(chosen["grid"]) == len(DECODING_GRID)
+    assert chosen["val_span_f1"] == max(g["val_span_f1"] for g in chosen["grid"]) > 0.9
+    # Ties go to the first, most conservative setting of the grid.
+    first_best = next(g for g in chosen["grid"] if g["val_span_f1"] == chosen["val_span_f1"])
+    assert (chosen["word_rule"], chosen["span_threshold"]) == (first_best["word_rule"], first_best["span_threshold"])
