@@ -316,13 +316,17 @@ def test_kb_decoding_keeps_the_evidence_of_a_handle_for_an_ambiguous_brand(tiny_
 
 
 def test_decoding_is_tuned_on_val_and_travels_with_the_artifact(overfit):
-    from modeling.student.train import DECODING_GRID, tune_decoding
+    from modeling.student.train import DECODING_GRID, TUNE_MARGIN, tune_decoding
 
     p = StudentPredictor.load(overfit["dir"])
     val = overfit["examples"]
     chosen = tune_decoding(p.model, p.featurizer, p.index, p.brands, p.cfg, val, "cpu")
     assert len(chosen["grid"]) == len(DECODING_GRID)
-    assert chosen["val_span_f1"] == max(g["val_span_f1"] for g in chosen["grid"]) > 0.9
-    # Ties go to the first, most conservative setting of the grid.
-    first_best = next(g for g in chosen["grid"] if g["val_span_f1"] == chosen["val_span_f1"])
-    assert (chosen["word_rule"], chosen["span_threshold"]) == (first_best["word_rule"], first_best["span_threshold"])
+    best = max(g["val_span_f1"] for g in chosen["grid"])
+    assert best - TUNE_MARGIN < chosen["val_span_f1"] <= best and best > 0.9
+    # Near-ties go to the earlier, more conservative setting of the grid.
+    expected = chosen["grid"][0]
+    for g in chosen["grid"][1:]:
+        if g["val_span_f1"] >= expected["val_span_f1"] + TUNE_MARGIN:
+            expected = g
+    assert (chosen["word_rule"], chosen["span_threshold"]) == (expected["word_rule"], expected["span_threshold"])
