@@ -13,7 +13,7 @@ Brands found only here get negative ids: they are not KB rows, and predictions r
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kb.gazetteer import Gazetteer
 from kb.linking import BrandEntry, BrandIndex, normalize
@@ -46,33 +46,37 @@ def mine_lexicon(examples: list[Example], index: BrandIndex, *, min_precision: f
             key = normalize(written)
             if len(key) < 2 or key in index.by_key or key.isdigit():
                 continue
-            text, brands, categories = forms.setdefault(key, (written, Counter(), Counter()))
+            _, brands, categories = forms.setdefault(key, (written, Counter(), Counter()))
             brands[(span.get("brand") or written).strip()] += 1
             categories[span.get("category") or "other"] += 1
-    if not forms:
-        return []
-    entries: dict[str, BrandEntry] = {}
-    brand_of: dict[str, tuple[str, str, bool]] = {}
-    new_ids: dict[str, int] = {}
-    for key, (_, brands, categories) in forms.items():
+    candidates = []
+    for key, (written, brands, categories) in forms.items():
         name = brands.most_common(1)[0][0]
         kb_entry = index.by_canonical.get(normalize(name))
-        if kb_entry is not None:
-            entry = kb_entry
-        else:
-            brand_key = normalize(name) or key
-            new_ids.setdefault(brand_key, -(len(new_ids) + 1))
-            entry = BrandEntry(new_ids[brand_key], name, categories.most_common(1)[0][0], False)
-        entries[key] = entry
-        brand_of[key] = (entry.canonical_name, entry.category, kb_entry is not None)
-    labelled, matches = _match_counts(examples, BrandIndex(entries))
-    out = []
-    for key, (written, _, _) in forms.items():
-        name, category, in_kb = brand_of[key]
-        entry = LexiconEntry(key, written, name, category, labelled[key], matches[key], in_kb)
-        if entry.matches and entry.precision >= min_precision:
-            out.append(entry)
-    return sorted(out, key=lambda e: (-e.labelled, e.key))
+        candidates.append(LexiconEntry(key, written, kb_entry.canonical_name if kb_entry else name,
+                                       kb_entry.category if kb_entry else categories.most_common(1)[0][0],
+                                       0, 0, kb_entry is not None))
+    if not candidates:
+        return []
+    labelled, matches = _match_counts(examples, BrandIndex(_form_entries(index, candidates)))
+    out = [replace(c, labelled=labelled[c.key], matches=matches[c.key]) for c in candidates]
+    return sorted((e for e in out if e.matches and e.precision >= min_precision), key=lambda e: (-e.labelled, e.key))
+
+
+def _form_entries(index: BrandIndex, lexicon: list[LexiconEntry]) -> dict[str, BrandEntry]:
+    """Written form → brand: the KB's brand when the form names one, else one new entry per mined brand
+    (negative id), shared by all its forms."""
+    entries: dict[str, BrandEntry] = {}
+    new_brands: dict[str, BrandEntry] = {}
+    for item in lexicon:
+        if item.in_kb:
+            entries[item.key] = index.by_canonical[normalize(item.brand)]
+            continue
+        brand_key = normalize(item.brand) or item.key
+        if brand_key not in new_brands:
+            new_brands[brand_key] = BrandEntry(-(len(new_brands) + 1), item.brand, item.category, False)
+        entries[item.key] = new_brands[brand_key]
+    return entries
 
 
 def _match_counts(examples: list[Example], candidates: BrandIndex) -> tuple[Counter, Counter]:
@@ -105,20 +109,14 @@ def unreliable_kb_keys(examples: list[Example], index: BrandIndex, *, min_matche
 
 def extend_index(index: BrandIndex, lexicon: list[LexiconEntry], drop: list[str] = ()) -> BrandIndex:
     """The KB index plus the lexicon's forms, less the `drop` keys; a KB alias wins over a mined one."""
-    entries = {k: e for k, e in index.by_key.items() if k not in set(drop)}
-    new_brands: dict[str, BrandEntry] = {}
-    for item in lexicon:
-        if item.key in index.by_key:
-            continue
-        if item.in_kb:
-            entries[item.key] = index.by_canonical[normalize(item.brand)]
-            continue
-        brand_key = normalize(item.brand) or item.key
-        if brand_key not in new_brands:
-            new_brands[brand_key] = BrandEntry(-(len(new_brands) + 1), item.brand, item.category, False)
-        entries[item.key] = new_brands[brand_key]
-    for brand_key, entry in new_brands.items():  # a mined brand's own name names it, like a canonical name
-        entries.setdefault(brand_key, entry)
+    dropped = set(drop)
+    entries = {k: e for k, e in index.by_key.items() if k not in dropped}
+    mined = _form_entries(index, [item for item in lexicon if item.key not in index.by_key])
+    entries.update(mined)
+    for entry in {id(e): e for e in mined.values() if is_mined(e)}.values():
+        # A mined brand's own name names it, like a canonical name does.
+        if key := normalize(entry.canonical_name):
+            entries.setdefault(key, entry)
     return BrandIndex(entries)
 
 
