@@ -77,9 +77,8 @@ class Gazetteer:
                     entry = self.index.lookup_suffixed(normalize(surface))
                 if entry is None:
                     continue
-                context_mark = text[start - 1] if start > 0 else ""
-                written = (context_mark + surface) if context_mark in "#@" else surface
-                if entry.is_ambiguous and not has_evidence(written, entry, context=text, hinted=None):
+                if entry.is_ambiguous and not has_evidence(as_written(text, start, cut_end), entry, context=text,
+                                                            hinted=None):
                     continue
                 return Match(start, cut_end, surface, entry), j + 1
         return None
@@ -97,6 +96,12 @@ class Gazetteer:
                 used.append((m.start(), m.end()))
                 out.append(Match(m.start(), m.end(), text[m.start():m.end()], self.index.by_key[alias]))
         return out
+
+
+def as_written(text: str, start: int, end: int) -> str:
+    """The mention with the '#' or '@' written right before it: evidence that it is a name ('@glowrecipe')."""
+    mark = text[start - 1] if start > 0 and text[start - 1] in "#@" else ""
+    return mark + text[start:end]
 
 
 def _is_name_suffix(text: str, end: int, token: tuple[int, int]) -> bool:

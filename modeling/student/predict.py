@@ -7,10 +7,11 @@ from pathlib import Path
 
 import torch
 
+from kb.gazetteer import as_written
 from kb.linking import BrandIndex, normalize
 
 from .config import CATEGORIES, StudentConfig
-from .encoding import Featurizer
+from .encoding import Encoded, Featurizer
 from .kbsnap import index_from_rows, load_rows
 from .lexicon import is_mined
 from .model import unwrap
@@ -43,23 +44,10 @@ class StudentPredictor:
 
     @torch.no_grad()
     def predict(self, texts: list[str], batch_size: int = 32) -> list[dict]:
-        was_training = self.model.training
-        self.model.eval()
         student = unwrap(self.model)
-        out: list[dict] = []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results: dict[int, dict] = {}
-        for b in range(0, len(order), batch_size):
-            ids = order[b: b + batch_size]
-            encs = [self.featurizer.encode(texts[i]) for i in ids]
-            batch = collate(self.featurizer, encs, device=self.device)
-            H = student.encode(batch)
-            post = student.post_outputs(H, batch["post_mask"])
-            tag_lp = post["tag_logits"].log_softmax(-1).cpu()
-            spans = [decode_spans(enc, tag_lp[p, : len(enc.input_ids)], self.index, self.cfg.word_rule)
-                     for p, enc in enumerate(encs)]
-            if self.cfg.kb_decoding:
-                spans = [self._with_kb(enc.text, s) for enc, s in zip(encs, spans)]
+        for ids, encs, H, post, tag_lp in self._forward(texts, batch_size):
+            spans = self.spans(encs, [tag_lp[p, : len(enc.input_ids)] for p, enc in enumerate(encs)])
             if any(spans):
                 sb = collate(self.featurizer, encs, spans=spans, device=self.device)
                 so = student.span_outputs(H, post["post_vec"], sb["span_index"], sb["span_mask"])
@@ -76,18 +64,55 @@ class StudentPredictor:
                 # demo split, counting the decoded spans is right more often (0.91 vs 0.72 on test).
                 results[i] = {"is_beauty": bool(beauty[p] >= 0.5), "beauty_score": round(float(beauty[p]), 4),
                               "brand_count": len(brands), "brand_count_head": int(counts[p]), "brands": brands}
-        out = [results[i] for i in range(len(texts))]
-        if was_training:
-            self.model.train()
-        return out
+        return [results[i] for i in range(len(texts))]
 
-    def _with_kb(self, text: str, model_spans: list[dict]) -> list[dict]:
+    @torch.no_grad()
+    def tag_logprobs(self, texts: list[str], batch_size: int = 32) -> tuple[list[Encoded], list[torch.Tensor]]:
+        """Each text's encoding and per-token tag log-probabilities, in the order of `texts`: what `spans`
+        decodes, so several decodings can be compared on one encoder pass."""
+        found: dict[int, tuple[Encoded, torch.Tensor]] = {}
+        for ids, encs, _, _, tag_lp in self._forward(texts, batch_size):
+            for p, (i, enc) in enumerate(zip(ids, encs)):
+                found[i] = (enc, tag_lp[p, : len(enc.input_ids)])
+        return [found[i][0] for i in range(len(texts))], [found[i][1] for i in range(len(texts))]
+
+    def spans(self, encs: list[Encoded], tag_lp: list[torch.Tensor], *, word_rule: str | None = None,
+              span_threshold: float | None = None) -> list[list[dict]]:
+        """Each post's decoded spans: the model's, or with KB-aware decoding the gazetteer's matches plus the
+        model's spans of at least `span_threshold` (defaults: the config's)."""
+        rule = word_rule or self.cfg.word_rule
+        spans = [decode_spans(enc, lp, self.index, rule) for enc, lp in zip(encs, tag_lp)]
+        if not self.cfg.kb_decoding:
+            return spans
+        threshold = self.cfg.span_threshold if span_threshold is None else span_threshold
+        return [self._with_kb(enc.text, s, threshold) for enc, s in zip(encs, spans)]
+
+    def _forward(self, texts: list[str], batch_size: int):
+        """Texts of similar length in batches through the encoder, in eval mode (restored afterwards):
+        yields (text indexes, encodings, states, post-level outputs, tag log-probabilities on the CPU)."""
+        was_training = self.model.training
+        self.model.eval()
+        student = unwrap(self.model)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        try:
+            for b in range(0, len(order), batch_size):
+                ids = order[b: b + batch_size]
+                encs = [self.featurizer.encode(texts[i]) for i in ids]
+                batch = collate(self.featurizer, encs, device=self.device)
+                H = student.encode(batch)
+                post = student.post_outputs(H, batch["post_mask"])
+                yield ids, encs, H, post, post["tag_logits"].log_softmax(-1).cpu()
+        finally:
+            if was_training:
+                self.model.train()
+
+    def _with_kb(self, text: str, model_spans: list[dict], threshold: float) -> list[dict]:
         # A match keeps its brand: the gazetteer already weighed the evidence an ambiguous name needs
         # (the '@' of "@glowrecipe" is outside the span, so linking the span text alone would lose it).
         out = [{"start": m.start, "end": m.end, "text": m.text, "confidence": 1.0, "_match": m.brand}
                for m in self.featurizer.gazetteer.find(text)]
         for span in model_spans:
-            if span["confidence"] >= self.cfg.span_threshold and not any(
+            if span["confidence"] >= threshold and not any(
                     span["start"] < o["end"] and o["start"] < span["end"] for o in out):
                 out.append(span)
         return sorted(out, key=lambda s: s["start"])
@@ -97,8 +122,7 @@ class StudentPredictor:
         if matched is not None:
             entry, method = matched, "exact"
         else:
-            mark = text[span["start"] - 1] if span["start"] > 0 and text[span["start"] - 1] in "#@" else ""
-            link = self.index.resolve(mark + span["text"], context=text)  # a '#'/'@' is evidence of a name
+            link = self.index.resolve(as_written(text, span["start"], span["end"]), context=text)
             entry, method = link.brand, link.method
         if entry is None and len(self.brands) and self.cfg.align_threshold < 1.0:
             best = int(sims.argmax())

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from kb.linking import BrandIndex, normalize
-from modeling.metrics import evaluate
+from modeling.metrics import evaluate, span_prf
 
 from .config import StudentConfig, lr_at, scaled_schedule, stage_at
 from .encoding import Featurizer
@@ -381,16 +381,18 @@ TUNE_MARGIN = 0.01
 
 def tune_decoding(model, featurizer: Featurizer, index: BrandIndex, brands: list[str], cfg: StudentConfig,
                   val: list[Example], device: str) -> dict:
-    """The KB-aware decoding (word rule, threshold for the model's own spans) that scores best on val."""
+    """The KB-aware decoding (word rule, threshold for the model's own spans) that scores best on val.
+    One encoder pass over val; each setting of the grid only decodes it again."""
     from .predict import StudentPredictor
 
+    predictor = StudentPredictor(model, featurizer, index, brands,
+                                 StudentConfig.from_dict({**cfg.to_dict(), "kb_decoding": True}), device)
+    encs, tag_lp = predictor.tag_logprobs([ex.text for ex in val])
     gold = [{"brands": ex.spans, "is_beauty": ex.is_beauty} for ex in val]
     best, grid = None, []
     for rule, threshold in DECODING_GRID:
-        trial = StudentConfig.from_dict({**cfg.to_dict(), "kb_decoding": True, "word_rule": rule,
-                                         "span_threshold": threshold})
-        f1 = round(evaluate(gold, StudentPredictor(model, featurizer, index, brands, trial, device).predict(
-            [ex.text for ex in val]))["span_f1"], 4)
+        spans = predictor.spans(encs, tag_lp, word_rule=rule, span_threshold=threshold)
+        f1 = round(span_prf(gold, [{"brands": s} for s in spans])["span_f1"], 4)
         grid.append({"word_rule": rule, "span_threshold": threshold, "val_span_f1": f1})
         if best is None or f1 >= best["val_span_f1"] + TUNE_MARGIN:
             best = grid[-1]
