@@ -41,7 +41,8 @@ def generation_comparison(generation: ModelGeneration) -> tuple[list[str], list[
     metrics = generation.metrics or {}
     columns = [c for c in ("student", "promoted", "gazetteer", "teacher") if c in metrics]
     keys = ["span_f1", "span_precision", "span_recall", "brand_em", "category_accuracy", "beauty_f1",
-            "brand_count_accuracy", "count_head_accuracy", "latency_ms_p50", "latency_ms_p95", "throughput_posts_s", "cost_per_1k_usd"]
+            "brand_count_accuracy", "count_head_accuracy", "latency_ms_p50", "latency_ms_p95", "throughput_posts_s",
+            "cost_per_1k_usd"]
     rows = [{"metric": k, "values": [(metrics.get(c) or {}).get(k) for c in columns]} for k in keys]
     labels = {"student": f"gen-{generation.number}", "promoted": "promoted", "gazetteer": "gazetteer",
               "teacher": "teacher (stored)"}

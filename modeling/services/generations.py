@@ -241,8 +241,8 @@ def generation_train(*, generation_id: int) -> str:
             loss_history=[{"step": h["step"], "loss": h["loss"], "stage": h["stage"]} for h in summary["history"]])
         generation.refresh_from_db()
         metrics = generation_evaluate(generation=generation, test=test)
-        metrics["training"] = {k: summary.get(k) for k in ("steps", "total_steps", "best_val", "stopped_early",
-                                                           "train_seconds", "lexicon", "decoding")}
+        metrics["training"] = {k: summary[k] for k in ("steps", "total_steps", "best_val", "stopped_early",
+                                                       "train_seconds", "lexicon", "decoding")}
         _write_manifest(generation, out_dir, metrics)
         (out_dir / "checkpoint.pt").unlink(missing_ok=True)
         ModelGeneration.objects.filter(pk=generation_id).update(metrics=metrics)

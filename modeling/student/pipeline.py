@@ -166,10 +166,9 @@ def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | N
     probs = tag_logprobs.exp()
     for w in sorted(tokens_of):
         toks = tokens_of[w]
-        inside = [1.0 - float(probs[t, O]) for t in (toks if word_rule == "any" else toks[:1])]
-        best = max(range(len(inside)), key=inside.__getitem__)
+        inside = max(1.0 - float(probs[t, O]) for t in (toks if word_rule == "any" else toks[:1]))
         ws, we = enc.words[w]
-        if inside[best] < 0.5:
+        if inside < 0.5:
             current = None
             last_word_end = we
             continue
@@ -179,9 +178,9 @@ def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | N
         continues = joined and float(probs[toks[0], I]) > float(probs[toks[0], B])
         if continues:
             current["end"] = we
-            current["probs"].append(inside[best])
+            current["probs"].append(inside)
         else:
-            current = {"start": ws, "end": we, "probs": [inside[best]]}
+            current = {"start": ws, "end": we, "probs": [inside]}
             spans.append(current)
         last_word_end = we
     out = []

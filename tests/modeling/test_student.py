@@ -198,8 +198,7 @@ def test_word_level_decoding_never_returns_subword_fragments(tiny_backbone):
     text = "Trying ColourPop and KVD palettes"
     enc = fz.encode(text)
     # Tag only the first sub-token of each brand word B, the rest O: decoding still returns whole words.
-    logp = torch.full((len(enc.input_ids), 3), -5.0)
-    logp[:, 0] = 0.0
+    logp = _all_o(enc)
     for surface in ("ColourPop", "KVD"):
         s = text.index(surface)
         first = next(t for t, (a, b) in enumerate(enc.offsets) if a <= s < b or (text[a:b].strip() and a >= s))
@@ -215,8 +214,7 @@ def test_a_word_is_a_brand_when_any_of_its_pieces_is_tagged(tiny_backbone):
     fz = Featurizer(load_tokenizer(tiny_backbone), tiny_index(), max_window=64, stride=48)
     text = "torriden serum and Tower 28 spf"
     enc = fz.encode(text)
-    logp = torch.full((len(enc.input_ids), 3), -5.0)
-    logp[:, 0] = 0.0
+    logp = _all_o(enc)
 
     def tag(word_start: int, piece: int, label: int):
         toks = [t for t, w in enumerate(enc.token_word) if w >= 0 and enc.words[w][0] == word_start]
@@ -230,9 +228,15 @@ def test_a_word_is_a_brand_when_any_of_its_pieces_is_tagged(tiny_backbone):
     assert [s["text"] for s in decode_spans(enc, logp, tiny_index(), "first")] == ["Tower 28"]
 
 
-def _all_b(enc):
+def _all_o(enc):
+    """Log-probabilities that tag every token O."""
     logp = torch.full((len(enc.input_ids), 3), -5.0)
     logp[:, 0] = 0.0
+    return logp
+
+
+def _all_b(enc):
+    logp = _all_o(enc)
     logp[0] = torch.tensor([-5.0, 0.0, -5.0])  # only the first sub-token says B; the word is "Clinique's"
     return logp
 
