@@ -114,7 +114,7 @@ def annotation_undo(*, annotation: Annotation, version: int, active_seconds: flo
 
 
 # The categories change only through the admin (or `categories_ensure`), and every such change bumps
-# the KB version (annotation.apps), so they are kept with the KB index: read again whenever it is rebuilt.
+# the KB version (kb.signals), so they are kept with the KB index: read again whenever it is rebuilt.
 _categories: tuple[object, list[Category], dict[str, Category], dict[int, Category]] | None = None
 
 
