@@ -163,12 +163,14 @@ def make_handler(fake: FakeGemini):
 
         def _send(self, code: int, payload: dict) -> None:
             body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            # Counted before the client can read the answer: a caller that checks the stats right after its
+            # last response must see that response counted.
+            fake.count_status(code)
             self.send_response(code)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-            fake.count_status(code)
 
         def _body(self) -> dict:
             length = int(self.headers.get("Content-Length") or 0)
