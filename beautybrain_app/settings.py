@@ -207,6 +207,20 @@ EXPORT_AFTER_TRAINING = env.bool("EXPORT_AFTER_TRAINING", default=True)
 EXPORT_MAX_SPAN_F1_DROP = env.float("EXPORT_MAX_SPAN_F1_DROP", default=0.03)
 EXPORT_CALIBRATION_SAMPLES = env.int("EXPORT_CALIBRATION_SAMPLES", default=128)  # AWQ: train texts used
 
+# --- Flywheel (modeling/services/flywheel.py): the retraining policy one tick applies -------------
+# A tick freezes, trains, evaluates, exports and promotes (gate: beat the promoted span F1) when there
+# are FLYWHEEL_MIN_NEW_GOLD new/changed gold annotations since the last version, or any new gold once
+# the last version is FLYWHEEL_MAX_AGE_HOURS old (0: no schedule). With none promoted, any gold will do.
+FLYWHEEL_ENABLED = env.bool("FLYWHEEL_ENABLED", default=True)
+FLYWHEEL_MIN_NEW_GOLD = env.int("FLYWHEEL_MIN_NEW_GOLD", default=50)
+FLYWHEEL_MAX_AGE_HOURS = env.float("FLYWHEEL_MAX_AGE_HOURS", default=24.0)
+FLYWHEEL_TICK_SECONDS = env.int("FLYWHEEL_TICK_SECONDS", default=300)  # Celery beat period
+FLYWHEEL_EPOCHS = env.float("FLYWHEEL_EPOCHS", default=0.0)  # 0: the student config's default
+FLYWHEEL_STUDENT_CONFIG = env.json("FLYWHEEL_STUDENT_CONFIG", default={})  # StudentConfig overrides
+CELERY_BEAT_SCHEDULE = {
+    "flywheel-tick": {"task": "modeling.tasks.flywheel_tick", "schedule": float(FLYWHEEL_TICK_SECONDS)},
+}
+
 # --- Datasets ----------------------------------------------------------------------------
 DATASET_SPLIT_RATIOS = {
     "train": env.float("DATASET_TRAIN_RATIO", default=0.8),

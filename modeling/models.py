@@ -76,3 +76,39 @@ class PrelabelRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class FlywheelTick(models.Model):
+    """One turn of the retraining policy (beat, command or page): what it decided, why, and how it ended."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+
+    class Outcome(models.TextChoices):
+        SKIPPED = "skipped"  # the policy said not yet; `reason` says why
+        PROMOTED = "promoted"
+        KEPT = "kept"  # trained and evaluated, the gate refused it; `reason` says why
+        FAILED = "failed"  # freeze or training broke; `reason` has the error
+
+    trigger = models.CharField(max_length=16, default="beat")  # beat | command
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    reason = models.TextField(blank=True)
+    new_gold = models.PositiveIntegerField(default=0)
+    dataset_version = models.ForeignKey("annotation.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
+    generation = models.ForeignKey(ModelGeneration, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="flywheel_ticks")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # Two ticks at once (beat and a command) would freeze and train twice: the database refuses it.
+            models.UniqueConstraint(fields=["status"], condition=Q(status="running"), name="one_running_flywheel_tick")
+        ]
+
+    def __str__(self) -> str:
+        return f"tick {self.pk}: {self.outcome or self.status}"

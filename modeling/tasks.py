@@ -44,3 +44,20 @@ def gpu_export_generation(generation_id: int, fmt: str | None = None, force: boo
     from modeling.services.export import generation_export
 
     return generation_export(generation_id=generation_id, fmt=fmt, force=force)["state"]
+
+
+@shared_task(name="modeling.tasks.flywheel_tick")
+def flywheel_tick() -> str:
+    """Celery beat's tick: decide here (cheap), hand the training to the gpu queue when the policy says so."""
+    from modeling.services.flywheel import flywheel_tick as tick
+
+    row = tick(trigger="beat")
+    return row.outcome or row.status if row else "busy"
+
+
+@shared_task(name="modeling.tasks.gpu_flywheel_run", acks_late=True, reject_on_worker_lost=True)
+def gpu_flywheel_run(tick_id: int, freeze: bool) -> str:
+    """Freeze → train → evaluate → export → gate for one tick; a redelivered message resumes the same one."""
+    from modeling.services.flywheel import flywheel_run
+
+    return flywheel_run(tick_id=tick_id, freeze=freeze).outcome

@@ -10,6 +10,7 @@ from annotation.roles import Role, has_role, role_required
 from modeling import selectors
 from modeling.models import ModelGeneration
 from modeling.services import generations as svc
+from modeling.services.flywheel import flywheel_status
 
 VIEW_ROLES = (Role.ADMIN, Role.REVIEWER, Role.ANALYST)
 
@@ -22,6 +23,7 @@ def generation_list(request):
         "chart": selectors.generations_metrics_chart(sorted(generations, key=lambda g: g.number)),
         "versions": selectors.frozen_dataset_versions(),
         "is_admin": has_role(request.user, Role.ADMIN),
+        "flywheel": flywheel_status(),
     })
 
 

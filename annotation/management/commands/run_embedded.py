@@ -52,7 +52,9 @@ class Command(BaseCommand):
                                        "--replay", str(settings.BASE_DIR / "data" / "demo" / "teacher_answers.jsonl")]
             env["GEMINI_BASE_URL"] = f"http://127.0.0.1:{port}"
         commands |= {
-            "worker": celery + ["-Q", "default,student", "-c", "2", "-n", "main@%h"],
+            # -B: Celery beat inside this worker ticks the flywheel (FLYWHEEL_TICK_SECONDS); one beat only.
+            "worker": celery + ["-Q", "default,student", "-c", "2", "-n", "main@%h", "-B",
+                                "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
             # Teacher calls wait on the network: threads hide that latency.
             "teacher-worker": celery + ["-Q", "teacher", "-P", "threads", "-c", "8", "--prefetch-multiplier", "2",
                                       "-n", "teacher@%h"],
