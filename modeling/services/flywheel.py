@@ -224,4 +224,37 @@ def flywheel_status() -> dict:
         "decision": policy_decide(policy),
         "teacher_spent_usd": teacher_spent_usd(),
         "teacher_budget_usd": settings.TEACHER_BUDGET_USD,
+        "teacher_share_setting": settings.CASCADE_TEACHER_SHARE,
+        "teacher_share_actual": _teacher_share(),
     }
+
+
+def _teacher_share() -> float | None:
+    """Share of pre-labelled posts the teacher was paid for (None before any pre-label)."""
+    from annotation.models import Prediction
+
+    labelled = Prediction.objects.exclude(source=Prediction.Source.GAZETTEER).values("post_id").distinct().count()
+    if not labelled:
+        return None
+    taught = Prediction.objects.filter(source=Prediction.Source.TEACHER).values("post_id").distinct().count()
+    return round(taught / labelled, 4)
+
+
+def flywheel_after_prelabels(*, runs, wait_s: float = 900, poll_s: float = 2.0, log=print) -> FlywheelTick | None:
+    """`make run`: once the demo pre-labels are in (so the teacher's silver is frozen with the gold), one tick;
+    with no generation promoted it trains gen-1 on the gpu worker and promotes it."""
+    import time
+
+    from modeling.models import PrelabelRun
+    from modeling.services.prelabel import prelabel_run_is_finished
+
+    deadline = time.monotonic() + wait_s
+    pending = [r.pk for r in runs]
+    while pending and time.monotonic() < deadline:
+        pending = [pk for pk in pending if not prelabel_run_is_finished(PrelabelRun.objects.get(pk=pk))]
+        if pending:
+            time.sleep(poll_s)
+    tick = flywheel_tick(trigger="demo")
+    if tick is not None:
+        log(f"Flywheel: {tick.outcome or 'training on the gpu worker'}: {tick.reason} (/models/)")
+    return tick

@@ -87,6 +87,8 @@ def test_ticks_bootstrap_skip_then_freeze_train_and_keep(kb, policy_settings, cl
     # The models page shows the policy and what each tick did.
     page = client_as(Role.ADMIN).get(reverse("generation_list")).content.decode()
     assert "Retraining policy" in page and "does not beat gen-1" in page and "≥ 3 new gold" in page
+    home = client_as(Role.ADMIN).get(reverse("home")).content.decode()
+    assert "Last version: v2" in home and "Next tick:" in home and "Teacher spend:" in home
 
 
 @pytest.mark.django_db

@@ -32,13 +32,30 @@ class Command(BaseCommand):
         if not no_demo:
             from modeling.services.prelabel import prelabel_demo_start
 
-            prelabel_demo_start(local_teacher_url=env["GEMINI_BASE_URL"] if "fake-gemini" in procs else None,
-                                log=self.stdout.write)
+            runs = prelabel_demo_start(local_teacher_url=env["GEMINI_BASE_URL"] if "fake-gemini" in procs else None,
+                                       log=self.stdout.write)
+            self.start_flywheel(runs)
         self.stdout.write(self.style.SUCCESS(f"\nBeautyBrain is running on http://{addr}/  (Ctrl-C stops everything)"))
         self.stdout.write("Demo users (passwords kept in var/demo_users.json):")
         for username, password in passwords.items():
             self.stdout.write(f"  {username:<11} {password}")
         self.supervise(procs)
+
+    def start_flywheel(self, runs) -> None:
+        """Gen-1 trains in the background once the demo pre-labels are in; the page shows it as it goes."""
+        import threading
+
+        from django.db import connection
+
+        from modeling.services.flywheel import flywheel_after_prelabels
+
+        def go():
+            try:
+                flywheel_after_prelabels(runs=runs, log=self.stdout.write)
+            finally:
+                connection.close()
+
+        threading.Thread(target=go, name="flywheel-demo", daemon=True).start()
 
     def start_processes(self, addr: str, env: dict) -> dict[str, subprocess.Popen]:
         python = sys.executable
