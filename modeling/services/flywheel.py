@@ -174,7 +174,18 @@ def flywheel_run(*, tick_id: int, freeze: bool, policy: Policy | None = None) ->
     if status != Status.READY and generation.status not in {Status.READY, Status.EXPORTING}:
         return _tick_close(tick, Outcome.FAILED, f"{why}; gen-{generation.number} {status}: {generation.error}")
     export_note = _export(generation)
+    _calibrate_cascade(generation)
     return _gate(tick, generation, why, export_note)
+
+
+def _calibrate_cascade(generation: ModelGeneration) -> None:
+    """The cascade's P(error) and its dial on val, ready before the generation can serve."""
+    from modeling.services.cascade import cascade_calibrate
+
+    try:
+        cascade_calibrate(generation=generation)
+    except Exception:  # the dial is a figure for the page: it never blocks a promotion
+        log.exception("flywheel: gen-%s cascade calibration", generation.number)
 
 
 def _export(generation: ModelGeneration) -> str:

@@ -10,7 +10,10 @@ class Command(BaseCommand):
     help = "Pre-label posts with the teacher, the gazetteer or the promoted student (Celery by default)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--source", required=True, choices=SOURCES)
+        parser.add_argument("--source", required=True, choices=(*SOURCES, "cascade"),
+                            help="cascade: the promoted student labels every post, its least sure share the teacher")
+        parser.add_argument("--teacher-share", type=float, default=None,
+                            help="cascade: share of posts sent to the teacher (default CASCADE_TEACHER_SHARE)")
         parser.add_argument("--limit", type=int, help="label at most N posts")
         parser.add_argument("--only-unlabelled", action="store_true", help="skip posts that have any annotation")
         parser.add_argument("--sync", action="store_true", help="run in this process instead of on Celery workers")
@@ -18,7 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=1.0, help="seconds between progress lines")
         parser.add_argument("--timeout", type=float, default=0, help="stop following after N seconds (0 = never)")
 
-    def handle(self, *args, source, limit, only_unlabelled, sync, no_wait, poll, timeout, **options):
+    def handle(self, *args, source, limit, only_unlabelled, sync, no_wait, poll, timeout, teacher_share, **options):
+        if source == "cascade":
+            return self.cascade(teacher_share, limit=limit, only_unlabelled=only_unlabelled, sync=sync,
+                                no_wait=no_wait, poll=poll, timeout=timeout)
         try:
             run = prelabel_run_start(source=source, limit=limit, only_unlabelled=only_unlabelled, sync=sync)
         except SourceUnavailable as exc:
@@ -30,6 +36,27 @@ class Command(BaseCommand):
         self.report(run)
         if run.status == PrelabelRun.Status.FAILED:
             raise CommandError(run.message or "the run failed")
+
+    def cascade(self, share, *, limit, only_unlabelled, sync, no_wait, poll, timeout):
+        from django.conf import settings
+
+        from modeling.services.cascade import cascade_prelabel
+
+        share = settings.CASCADE_TEACHER_SHARE if share is None else share
+        if not 0 <= share <= 1:
+            raise CommandError("--teacher-share is a fraction between 0 and 1.")
+        try:
+            out = cascade_prelabel(share=share, limit=limit, only_unlabelled=only_unlabelled, sync=sync)
+        except SourceUnavailable as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Cascade: {out['posts']} posts, student run #{out['student'].pk}; "
+                          f"{len(out['routed'])} least sure sent to the teacher (share {share:g})")
+        self.report(out["student"])
+        if out["teacher"] is not None:
+            run = out["teacher"]
+            if not sync and not no_wait:
+                run = self.follow(run, poll=poll, timeout=timeout)
+            self.report(run)
 
     def follow(self, run: PrelabelRun, *, poll: float, timeout: float) -> PrelabelRun:
         started = time.monotonic()
