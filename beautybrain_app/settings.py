@@ -220,6 +220,8 @@ FLYWHEEL_STUDENT_CONFIG = env.json("FLYWHEEL_STUDENT_CONFIG", default={})  # Stu
 # Cascade pre-labelling (modeling/services/cascade.py): the promoted student labels every post; this share
 # of them, the ones it is least sure of (calibrated on val), also goes to the teacher (within its budget).
 CASCADE_TEACHER_SHARE = env.float("CASCADE_TEACHER_SHARE", default=0.2)
+# Shadow release: a candidate generation labels this share of the posts the promoted student pre-labels.
+SHADOW_SAMPLE_SHARE = env.float("SHADOW_SAMPLE_SHARE", default=0.2)
 CELERY_BEAT_SCHEDULE = {
     "flywheel-tick": {"task": "modeling.tasks.flywheel_tick", "schedule": float(FLYWHEEL_TICK_SECONDS)},
 }

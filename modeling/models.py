@@ -112,3 +112,35 @@ class FlywheelTick(models.Model):
 
     def __str__(self) -> str:
         return f"tick {self.pk}: {self.outcome or self.status}"
+
+
+class ShadowRelease(models.Model):
+    """A candidate generation labelling a sample of incoming posts beside the promoted one, before promotion."""
+
+    candidate = models.ForeignKey(ModelGeneration, on_delete=models.CASCADE, related_name="shadow_releases")
+    baseline = models.ForeignKey(ModelGeneration, on_delete=models.CASCADE, related_name="+")
+    sample_share = models.FloatField()
+    active = models.BooleanField(default=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["active"], condition=Q(active=True), name="one_active_shadow")]
+
+    def __str__(self) -> str:
+        return f"gen-{self.candidate.number} shadowing gen-{self.baseline.number}"
+
+
+class ShadowPrediction(models.Model):
+    """The candidate's labels of one sampled post; kept apart from Prediction so the editor and the work
+    queue only ever see the promoted generation's suggestions."""
+
+    release = models.ForeignKey(ShadowRelease, on_delete=models.CASCADE, related_name="predictions")
+    post = models.ForeignKey("annotation.Post", on_delete=models.CASCADE, related_name="+")
+    spans = models.JSONField(default=list)
+    is_beauty = models.BooleanField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["release", "post"], name="one_shadow_prediction_per_post")]

@@ -10,6 +10,7 @@ from annotation.roles import Role, has_role, role_required
 from modeling import selectors
 from modeling.models import ModelGeneration
 from modeling.services import generations as svc
+from modeling.services import shadow
 from modeling.services.flywheel import flywheel_status
 
 VIEW_ROLES = (Role.ADMIN, Role.REVIEWER, Role.ANALYST)
@@ -24,6 +25,7 @@ def generation_list(request):
         "versions": selectors.frozen_dataset_versions(),
         "is_admin": has_role(request.user, Role.ADMIN),
         "flywheel": flywheel_status(),
+        "shadow": shadow.shadow_status(),
     })
 
 
@@ -69,10 +71,14 @@ def generation_action(request, number: int, action: str):
             svc.generation_cancel(generation=generation)
         elif action == "resume":
             svc.generation_resume(generation=generation)
+        elif action == "shadow":
+            shadow.shadow_start(candidate=generation)
+        elif action == "unshadow":
+            shadow.shadow_stop()
         else:
             messages.error(request, f"Unknown action {action!r}.")
             return redirect("generation_detail", number=number)
-    except svc.GenerationError as exc:
+    except (svc.GenerationError, shadow.ShadowError) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"gen-{number}: {action} done.")

@@ -209,9 +209,21 @@ def _gate(tick: FlywheelTick, generation: ModelGeneration, why: str, export_note
     try:
         generation = generation_promote(generation=generation)
     except GenerationError as exc:  # PromotionRefused included: the generation stays ready, the reason shown
-        return _tick_close(tick, Outcome.KEPT, f"{why}; gen-{generation.number} kept: {exc}; {export_note}")
+        return _tick_close(tick, Outcome.KEPT, f"{why}; gen-{generation.number} kept: {exc}; {export_note}"
+                                               f"{_shadow(generation)}")
     return _tick_close(tick, Outcome.PROMOTED,
                        f"{why}; gen-{generation.number} promoted ({generation.promotion_note}); {export_note}")
+
+
+def _shadow(generation: ModelGeneration) -> str:
+    """A kept generation shadows the promoted one: incoming posts, teacher and gold then judge it again."""
+    from modeling.services.shadow import ShadowError, shadow_start
+
+    try:
+        release = shadow_start(candidate=generation)
+    except ShadowError as exc:
+        return f"; no shadow: {exc}"
+    return f"; shadowing gen-{release.baseline.number} on {release.sample_share:.0%} of incoming posts"
 
 
 # -- reads for the pages --------------------------------------------------------------------------

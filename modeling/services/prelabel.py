@@ -270,6 +270,10 @@ def prelabel_chunk(*, run_id: int, post_ids: list[int]) -> dict:
 
         # New suggestions change which posts the work queue hands out first.
         post_priority_refresh(post_ids=[p.pk for p in posts])
+    if source.name == "student" and counts["ok"]:
+        from modeling.services.shadow import shadow_label
+
+        shadow_label(post_ids=[p.pk for p in posts], model_version=source.model_version)
     return counts
 
 

@@ -10,13 +10,16 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import DatasetVersion
+from annotation.models import DatasetVersion, Post, Prediction
 from annotation.roles import Role
 from annotation.services.datasets import dataset_freeze_now
-from modeling.models import FlywheelTick, ModelGeneration
+from modeling.metrics import evaluate
+from modeling.models import FlywheelTick, ModelGeneration, ShadowPrediction, ShadowRelease
 from modeling.services import flywheel
+from modeling.services.prelabel import prelabel_run_start
+from modeling.services.shadow import in_sample, shadow_figures
 
-from ..annotation.dataset_factories import gold, text_in_split
+from ..annotation.dataset_factories import gold, teacher, text_in_split
 from .student_factories import build_tiny_qwen2
 from .test_generations import SOCIAL, TINY
 
@@ -84,9 +87,32 @@ def test_ticks_bootstrap_skip_then_freeze_train_and_keep(kb, policy_settings, cl
     assert g2.status == ModelGeneration.Status.READY and g1.status == ModelGeneration.Status.PROMOTED
     assert f"gen-{g2.number} kept" in kept.reason and "does not beat gen-1" in kept.reason
 
+    # The kept generation shadows the promoted one on a sample of incoming posts.
+    release = ShadowRelease.objects.get(active=True)
+    assert release.candidate == g2 and release.baseline == g1 and "shadowing gen-1" in kept.reason
+    release.sample_share = 0.5
+    release.save()
+    incoming = [Post.objects.create(text=f"my olay cream {i} and sk2 essence" if i % 2 else f"nice park walk {i}",
+                                    content_hash=f"in-{i}", external_id=f"in-{i}", platform="tiktok") for i in range(16)]
+    prelabel_run_start(source="student", posts=incoming, sync=True)
+    sampled = {p.pk for p in incoming if in_sample(p.content_hash, 0.5)}
+    assert 0 < len(sampled) < 16
+    assert set(ShadowPrediction.objects.values_list("post_id", flat=True)) == sampled
+    answered = sorted(sampled)[:3]
+    for pid in answered[:2]:
+        teacher(Post.objects.get(pk=pid), [("sk2", "SK-II", "skincare")] if pid % 2 == 0 else [])
+    figures = shadow_figures(release)
+    assert figures["sampled"] == figures["compared"] == len(sampled)
+    assert figures["agree"] + figures["disagree"] == figures["compared"]
+    assert figures["vs_teacher"]["posts"] == 2 and figures["vs_gold"]["posts"] == 0
+    ref = [{"brands": p.spans} for p in Prediction.objects.filter(source="teacher", post_id__in=answered[:2]).order_by("post_id")]
+    cand = [{"brands": s.spans} for s in ShadowPrediction.objects.filter(post_id__in=answered[:2]).order_by("post_id")]
+    assert figures["vs_teacher"]["candidate_span_f1"] == round(evaluate(ref, cand)["span_f1"], 4)
+
     # The models page shows the policy and what each tick did.
     page = client_as(Role.ADMIN).get(reverse("generation_list")).content.decode()
     assert "Retraining policy" in page and "does not beat gen-1" in page and "≥ 3 new gold" in page
+    assert "Shadow release: gen-2 beside promoted gen-1" in page and "Cascade dial of gen-1" in page
     home = client_as(Role.ADMIN).get(reverse("home")).content.decode()
     assert "Last version: v2" in home and "Next tick:" in home and "Teacher spend:" in home
 
