@@ -56,8 +56,11 @@ def flywheel_tick() -> str:
 
 
 @shared_task(name="modeling.tasks.gpu_flywheel_run", acks_late=True, reject_on_worker_lost=True)
-def gpu_flywheel_run(tick_id: int, freeze: bool) -> str:
+def gpu_flywheel_run(tick_id: int, freeze: bool, epochs: float | None = None) -> str:
     """Freeze → train → evaluate → export → gate for one tick; a redelivered message resumes the same one."""
-    from modeling.services.flywheel import flywheel_run
+    from dataclasses import replace
 
-    return flywheel_run(tick_id=tick_id, freeze=freeze).outcome
+    from modeling.services.flywheel import Policy, flywheel_run
+
+    policy = Policy.from_settings()
+    return flywheel_run(tick_id=tick_id, freeze=freeze, policy=replace(policy, epochs=epochs or policy.epochs)).outcome

@@ -141,7 +141,7 @@ def flywheel_tick(*, trigger: str = "beat", sync: bool = False, policy: Policy |
         return flywheel_run(tick_id=tick.pk, freeze=decision.freeze, policy=policy)
     from modeling.tasks import gpu_flywheel_run
 
-    gpu_flywheel_run.delay(tick.pk, decision.freeze)
+    gpu_flywheel_run.delay(tick.pk, decision.freeze, policy.epochs)
     return tick
 
 
@@ -277,7 +277,11 @@ def flywheel_after_prelabels(*, runs, wait_s: float = 900, poll_s: float = 2.0, 
         pending = [pk for pk in pending if not prelabel_run_is_finished(PrelabelRun.objects.get(pk=pk))]
         if pending:
             time.sleep(poll_s)
-    tick = flywheel_tick(trigger="demo")
+    from dataclasses import replace
+
+    # The demo's gen-1 trains on gold + the teacher's silver: fewer epochs keep it within minutes on 2 cores.
+    tick = flywheel_tick(trigger="demo", policy=replace(Policy.from_settings(),
+                                                        epochs=float(settings.FLYWHEEL_DEMO_EPOCHS) or None))
     if tick is not None:
         log(f"Flywheel: {tick.outcome or 'training on the gpu worker'}: {tick.reason} (/models/)")
     return tick
