@@ -218,6 +218,7 @@ FLYWHEEL_TICK_SECONDS = env.int("FLYWHEEL_TICK_SECONDS", default=300)  # Celery 
 FLYWHEEL_EPOCHS = env.float("FLYWHEEL_EPOCHS", default=0.0)  # 0: the student config's default
 FLYWHEEL_STUDENT_CONFIG = env.json("FLYWHEEL_STUDENT_CONFIG", default={})  # StudentConfig overrides
 FLYWHEEL_DEMO_EPOCHS = env.float("FLYWHEEL_DEMO_EPOCHS", default=1.0)  # `make run`'s gen-1 (0: as above)
+FLYWHEEL_PRELABEL_ON_PROMOTE = env.bool("FLYWHEEL_PRELABEL_ON_PROMOTE", default=True)  # student suggestions
 # Cascade pre-labelling (modeling/services/cascade.py): the promoted student labels every post; this share
 # of them, the ones it is least sure of (calibrated on val), also goes to the teacher (within its budget).
 CASCADE_TEACHER_SHARE = env.float("CASCADE_TEACHER_SHARE", default=0.2)

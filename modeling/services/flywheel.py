@@ -212,7 +212,21 @@ def _gate(tick: FlywheelTick, generation: ModelGeneration, why: str, export_note
         return _tick_close(tick, Outcome.KEPT, f"{why}; gen-{generation.number} kept: {exc}; {export_note}"
                                                f"{_shadow(generation)}")
     return _tick_close(tick, Outcome.PROMOTED,
-                       f"{why}; gen-{generation.number} promoted ({generation.promotion_note}); {export_note}")
+                       f"{why}; gen-{generation.number} promoted ({generation.promotion_note}); {export_note}"
+                       f"{_prelabel_with(generation)}")
+
+
+def _prelabel_with(generation: ModelGeneration) -> str:
+    """The new generation's suggestions for every post nobody has annotated yet, on the student queue."""
+    if not settings.FLYWHEEL_PRELABEL_ON_PROMOTE:
+        return ""
+    from modeling.services.prelabel import SourceUnavailable, prelabel_run_start
+
+    try:
+        run = prelabel_run_start(source="student", only_unlabelled=True)
+    except SourceUnavailable as exc:
+        return f"; no student pre-labels: {exc}"
+    return f"; pre-labelling {run.total} unannotated posts with gen-{generation.number} (run {run.pk})"
 
 
 def _shadow(generation: ModelGeneration) -> str:

@@ -14,7 +14,7 @@ from annotation.models import DatasetVersion, Post, Prediction
 from annotation.roles import Role
 from annotation.services.datasets import dataset_freeze_now
 from modeling.metrics import evaluate
-from modeling.models import FlywheelTick, ModelGeneration, ShadowPrediction, ShadowRelease
+from modeling.models import FlywheelTick, ModelGeneration, PrelabelRun, ShadowPrediction, ShadowRelease
 from modeling.services import flywheel
 from modeling.services.prelabel import prelabel_run_start
 from modeling.services.shadow import in_sample, shadow_figures
@@ -59,6 +59,7 @@ def test_no_gold_nothing_to_do(policy_settings):
 @pytest.mark.django_db
 def test_ticks_bootstrap_skip_then_freeze_train_and_keep(kb, policy_settings, client_as):
     _gold_posts("a")
+    Post.objects.create(text="fresh post about my olay cream", content_hash="fresh", external_id="f", platform="x")
     # No generation promoted and gold present: one tick freezes, trains and promotes the first.
     call_command("flywheel", "--once", "--sync")
     tick = FlywheelTick.objects.get()
@@ -66,6 +67,9 @@ def test_ticks_bootstrap_skip_then_freeze_train_and_keep(kb, policy_settings, cl
     assert tick.outcome == FlywheelTick.Outcome.PROMOTED, tick.reason
     assert g1.status == ModelGeneration.Status.PROMOTED and g1.metrics["student"]["span_f1"] >= 0
     assert tick.dataset_version.number == 1 and tick.generation == g1 and "no generation promoted" in tick.reason
+    # Its suggestions for the posts nobody annotated (here one, without gold) are queued on the student queue.
+    run = PrelabelRun.objects.get(source="student")
+    assert run.model_version == "gen-1" and run.total == 1 and "pre-labelling 1 unannotated posts" in tick.reason
 
     # Nothing new: the next tick does nothing at all.
     again = flywheel.flywheel_tick(trigger="command", sync=True)
@@ -100,7 +104,8 @@ def test_ticks_bootstrap_skip_then_freeze_train_and_keep(kb, policy_settings, cl
     assert set(ShadowPrediction.objects.values_list("post_id", flat=True)) == sampled
     answered = sorted(sampled)[:3]
     for pid in answered[:2]:
-        teacher(Post.objects.get(pk=pid), [("sk2", "SK-II", "skincare")] if pid % 2 == 0 else [])
+        post = Post.objects.get(pk=pid)
+        teacher(post, [("sk2", "SK-II", "skincare")] if "sk2" in post.text else [])
     figures = shadow_figures(release)
     assert figures["sampled"] == figures["compared"] == len(sampled)
     assert figures["agree"] + figures["disagree"] == figures["compared"]
