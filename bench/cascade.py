@@ -19,7 +19,7 @@ import json
 import random
 from pathlib import Path
 
-from student_common import DEMO, ROOT, demo_index
+from student_common import DEMO, demo_index, newest_artifact
 
 from modeling import cascade
 from modeling.student.demo import read_jsonl
@@ -57,12 +57,7 @@ def main() -> None:
     from modeling.teacher.client import TeacherClient, TeacherConfig
     from modeling.teacher.fake_server import FakeGemini, load_replay, serve
 
-    artifact = args.artifact
-    if not artifact:
-        found = sorted((ROOT / "var" / "models").glob("gen-*/adapter"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise SystemExit("No trained generation found: pass --artifact DIR (python manage.py train_generation ...)")
-        artifact = str(found[-1].parent)
+    artifact = newest_artifact(args.artifact)
     rows = read_jsonl(Path(args.gold))
     val = [r for r in rows if app_split(r["text"]) == "val"]
     test = [r for r in rows if app_split(r["text"]) == "test"]

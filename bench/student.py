@@ -12,7 +12,7 @@ import argparse
 import json
 import time
 
-from student_common import ROOT, demo_gold, demo_index, newer_rows, social_rows
+from student_common import demo_gold, demo_index, newer_rows, newest_artifact, social_rows
 
 
 def posts_per_second(predict, texts: list[str], batch: int, limit: int) -> float:
@@ -38,12 +38,7 @@ def main() -> None:
     from modeling.metrics import evaluate
     from modeling.student.predict import StudentPredictor
 
-    artifact = args.artifact
-    if not artifact:
-        found = sorted((ROOT / "var" / "models").glob("gen-*/adapter"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise SystemExit("No trained generation found: pass --artifact DIR (python manage.py train_generation ...)")
-        artifact = str(found[-1].parent)
+    artifact = newest_artifact(args.artifact)
     student = StudentPredictor.load(artifact)
     gazetteer = Gazetteer(demo_index())
 

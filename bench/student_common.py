@@ -15,6 +15,16 @@ from modeling.student.kbsnap import index_from_rows, rows_from_csv, with_cjk_ali
 DEMO = ROOT / "data" / "demo"
 
 
+def newest_artifact(given: str = "") -> str:
+    """The artifact a bench measures: the one given, else the newest trained generation under var/models."""
+    if given:
+        return given
+    found = sorted((ROOT / "var" / "models").glob("gen-*/adapter"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise SystemExit("No trained generation found: pass --artifact DIR (python manage.py train_generation ...)")
+    return str(found[-1].parent)
+
+
 def demo_index():
     files = [DEMO / "kb_brands.csv"] + ([DEMO / "kb_aliases_extra.csv"] if (DEMO / "kb_aliases_extra.csv").exists() else [])
     return index_from_rows(with_cjk_aliases(rows_from_csv(*files)))
