@@ -20,6 +20,8 @@ from kb.services import brands_import_csv
 DEMO_DIR = settings.BASE_DIR / "data" / "demo"
 # The public brand KB, then aliases curated for this project (nicknames, CJK names).
 KB_FILES = ("kb_brands.csv", "kb_aliases_extra.csv")
+# Gold, real Reddit/Twitter posts, then social-style posts (TikTok, Instagram, Xiaohongshu, ...).
+DEMO_POSTS = ("gold_seed.jsonl", "posts_unlabelled.jsonl", "posts_social.jsonl")
 DEMO_USERS = {
     "annotator": [Role.ANNOTATOR],
     "annotator2": [Role.ANNOTATOR],
@@ -35,7 +37,7 @@ def demo_load(*, log=print) -> None:
         for name in KB_FILES:
             with (DEMO_DIR / name).open(encoding="utf-8") as f:
                 log(f"{name}: {brands_import_csv(stream=f).summary()}")
-    for name in ("gold_seed.jsonl", "posts_unlabelled.jsonl"):
+    for name in DEMO_POSTS:
         path = DEMO_DIR / name
         if _already_imported(path):
             continue

@@ -133,9 +133,23 @@ def _error(code: int, status: str, message: str) -> tuple[int, dict]:
     return code, {"error": {"code": code, "message": message, "status": status}}
 
 
-def load_replay(answers_path: Path, posts_path: Path | None = None) -> dict[str, dict]:
-    """Stored answers keyed by post text: answers carry ids, posts map ids to texts."""
-    posts_path = posts_path or answers_path.with_name("posts_unlabelled.jsonl")
+def posts_beside(answers_path: Path) -> Path:
+    """teacher_answers.jsonl answers posts_unlabelled.jsonl; teacher_answers_<set>.jsonl answers posts_<set>.jsonl."""
+    suffix = answers_path.stem.removeprefix("teacher_answers")
+    return answers_path.with_name(f"posts{suffix}.jsonl" if suffix else "posts_unlabelled.jsonl")
+
+
+def load_replay(answers_paths: Path | list[Path], posts_path: Path | None = None) -> dict[str, dict]:
+    """Stored answers keyed by post text: answers carry ids, posts map ids to texts. Several answer files
+    can be given (each with its posts file beside it); `posts_path` overrides that for a single file."""
+    paths = [answers_paths] if isinstance(answers_paths, Path) else list(answers_paths)
+    by_text: dict[str, dict] = {}
+    for answers_path in paths:
+        by_text |= _load_one(answers_path, posts_path if len(paths) == 1 and posts_path else posts_beside(answers_path))
+    return by_text
+
+
+def _load_one(answers_path: Path, posts_path: Path) -> dict[str, dict]:
     text_by_id = {}
     with posts_path.open(encoding="utf-8") as f:
         for line in f:
@@ -229,12 +243,13 @@ def main(argv: list[str] | None = None) -> None:
 def add_arguments(parser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--replay", type=Path, help="teacher_answers.jsonl (posts_unlabelled.jsonl beside it)")
+    parser.add_argument("--replay", type=Path, action="append",
+                        help="teacher_answers[_SET].jsonl (posts_unlabelled.jsonl / posts_SET.jsonl beside it); repeatable")
     parser.add_argument("--posts", type=Path, help="posts file for --replay, if not beside it")
     parser.add_argument("--latency-ms", type=float, default=0.0)
 
 
-def run(*, host: str, port: int, replay: Path | None, posts: Path | None, latency_ms: float, out=print) -> None:
+def run(*, host: str, port: int, replay: list[Path] | None, posts: Path | None, latency_ms: float, out=print) -> None:
     answers = load_replay(replay, posts) if replay else None
     fake = FakeGemini(answers_by_text=answers, latency_ms=latency_ms)
     server = _Server((host, port), make_handler(fake))

@@ -65,8 +65,10 @@ class Command(BaseCommand):
         if not settings.GEMINI_API_KEY and not env.get("GEMINI_BASE_URL"):
             # No key: the teacher is the local Gemini-compatible endpoint replaying the stored demo answers.
             port = int(os.environ.get("LOCAL_GEMINI_PORT", "8765"))
+            demo = settings.BASE_DIR / "data" / "demo"
             commands["fake-gemini"] = [python, manage, "fake_gemini", "--port", str(port),
-                                       "--replay", str(settings.BASE_DIR / "data" / "demo" / "teacher_answers.jsonl")]
+                                       "--replay", str(demo / "teacher_answers.jsonl"),
+                                       "--replay", str(demo / "teacher_answers_social.jsonl")]
             env["GEMINI_BASE_URL"] = f"http://127.0.0.1:{port}"
         commands |= {
             # -B: Celery beat inside this worker ticks the flywheel (FLYWHEEL_TICK_SECONDS); one beat only.
