@@ -47,39 +47,18 @@ def strip_possessive(text: str, start: int, end: int, index: BrandIndex | None) 
 
 
 def align_mentions(text: str, mentions: list[dict]) -> list[dict] | None:
-    """Teacher mentions (text, brand, category; in order, once per occurrence) → spans with offsets.
+    """Teacher mentions (text, brand, category; in order, once per occurrence) → spans with offsets, by the
+    app's aligner (modeling.teacher.align), so benchmarks build the silver the app builds. None when a
+    mention cannot be found (the whole answer is then unusable as a label)."""
+    from modeling.teacher.align import AlignmentError, align_mentions as align
 
-    Prefers an occurrence on word boundaries after the previous one, then any case-insensitive one;
-    None when a mention cannot be found (the whole answer is then unusable as a label)."""
-    spans: list[dict] = []
-    cursor = 0
-    taken: list[tuple[int, int]] = []
-    for mention in mentions:
-        surface = (mention.get("text") or "").strip().lstrip("#@")
-        if not surface:
-            return None
-        found = _find(text, surface, cursor, taken)
-        if found is None:
-            found = _find(text, surface, 0, taken)
-        if found is None:
-            return None
-        start, end = found
-        taken.append(found)
-        cursor = end
-        spans.append({"start": start, "end": end, "text": text[start:end], "brand": mention.get("brand") or "",
-                      "category": mention.get("category") or "other"})
+    try:
+        aligned = align(text, [m.get("text") or "" for m in mentions], [m.get("brand") for m in mentions])
+    except AlignmentError:
+        return None
+    spans = [{"start": a.start, "end": a.end, "text": a.text, "brand": m.get("brand") or "",
+              "category": m.get("category") or "other"} for m, a in zip(mentions, aligned)]
     return sorted(spans, key=lambda s: s["start"])
-
-
-def _find(text: str, surface: str, cursor: int, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
-    pattern = re.escape(surface)
-    bounded = rf"(?<![^\W_]){pattern}(?![^\W_])" if not CJK.search(surface) else pattern
-    for flags in (0, re.IGNORECASE):
-        for m in re.finditer(bounded, text[cursor:], flags):
-            s, e = cursor + m.start(), cursor + m.end()
-            if not any(s < te and ts < e for ts, te in taken):
-                return s, e
-    return None
 
 
 EMOJI = ["💄", "✨", "💋", "😍", "🔥", "💅", "🌸", "❤️", "🥰", "👌"]
