@@ -72,12 +72,13 @@ class Gazetteer:
                 if cut_end is None:
                     continue
                 surface = text[start:cut_end]
-                entry = self.index.by_key.get(normalize(surface))
+                key = normalize(surface)
+                entry = self.index.by_key.get(key)
                 if entry is None and j == i:  # handles/hashtags: '@maccosmetics', '#fentybeauty'
-                    entry = self.index.lookup_suffixed(normalize(surface))
+                    entry = self.index.lookup_suffixed(key)
                 if entry is None:
                     continue
-                if entry.is_ambiguous and not has_evidence(as_written(text, start, cut_end), entry, context=text,
+                if self.index.needs_evidence(key, entry) and not has_evidence(as_written(text, start, cut_end), entry, context=text,
                                                             hinted=None):
                     continue
                 return Match(start, cut_end, surface, entry), j + 1

@@ -60,11 +60,18 @@ class Link:
 class BrandIndex:
     """Normalised alias → brand, in memory. Built from the database by `get_index()`."""
 
-    def __init__(self, entries: dict[str, BrandEntry]):
+    def __init__(self, entries: dict[str, BrandEntry], evidence_keys: frozenset[str] = frozenset()):
         self.by_key = entries
         self.by_id = {e.brand_id: e for e in entries.values()}
         self.by_canonical = {normalize(e.canonical_name): e for e in self.by_id.values()}
-        self._fuzzy_keys = [k for k, e in entries.items() if len(k) >= FUZZY_MIN_LENGTH and not e.is_ambiguous]
+        # Keys that name their brand only with evidence, as an ambiguous brand's do ("Fresh" the brand, not
+        # "fresh skin"): a student's index marks so the KB aliases its training texts use as plain words.
+        self.evidence_keys = frozenset(k for k in evidence_keys if k in entries)
+        self._fuzzy_keys = [k for k, e in entries.items() if len(k) >= FUZZY_MIN_LENGTH and not e.is_ambiguous
+                            and k not in self.evidence_keys]
+
+    def needs_evidence(self, key: str, entry: BrandEntry) -> bool:
+        return entry.is_ambiguous or key in self.evidence_keys
 
     def lookup(self, text: str) -> tuple[BrandEntry | None, str]:
         key = normalize(text)
@@ -106,7 +113,7 @@ class BrandIndex:
                     return Link(self.by_key[best[0]], "fuzzy", float(best[1]))
         if entry is None:
             return Link(None, "none")
-        if entry.is_ambiguous and not has_evidence(text, entry, context=context, hinted=hinted):
+        if self.needs_evidence(normalize(text), entry) and not has_evidence(text, entry, context=context, hinted=hinted):
             return Link(None, "ambiguous")
         return Link(entry, method, 100.0)
 

@@ -111,3 +111,41 @@ def to_bio(text: str, brands: Sequence[dict], label: str = "BRAND") -> list[str]
         for i in range(start + 1, end):
             tags[i] = f"I-{label}"
     return tags
+
+
+def span_prf_by_group(gold: Sequence[dict], pred: Sequence[dict], groups: Sequence[str]) -> dict[str, dict]:
+    """Span P/R/F1 per group (platform, say): {group: {span_precision, span_recall, span_f1, span_gold, posts}}."""
+    by_group: dict[str, tuple[list, list]] = {}
+    for g, p, key in zip(gold, pred, groups, strict=True):
+        gs, ps = by_group.setdefault(key or "unknown", ([], []))
+        gs.append(g)
+        ps.append(p)
+    out = {}
+    for key in sorted(by_group):
+        gs, ps = by_group[key]
+        figures = span_prf(gs, ps)
+        out[key] = {k: figures[k] for k in ("span_precision", "span_recall", "span_f1", "span_gold")}
+        out[key]["posts"] = len(gs)
+    return out
+
+
+def unseen_brand_scores(gold: Sequence[dict], pred: Sequence[dict], known: set[str], key) -> dict:
+    """Recall on gold mentions whose written form and brand are both absent from `known` (the KB's keys and
+    every form and brand of the model's training labels, through `key`, a normaliser), and precision of the
+    predicted spans whose written form and brand are unknown too: what a model finds beyond what it was told."""
+    def unseen(b: dict) -> bool:
+        return key(b.get("text") or "") not in known and key(b.get("brand") or b.get("text") or "") not in known
+
+    n_gold = found = n_pred = right = 0
+    for g, p in zip(gold, pred, strict=True):
+        gs, ps = _spans(g), _spans(p)
+        for b in g.get("brands") or []:
+            if unseen(b):
+                n_gold += 1
+                found += (int(b["start"]), int(b["end"])) in ps
+        for b in p.get("brands") or []:
+            if unseen(b):
+                n_pred += 1
+                right += (int(b["start"]), int(b["end"])) in gs
+    return {"unseen_mentions": n_gold, "unseen_found": found, "unseen_recall": found / n_gold if n_gold else None,
+            "unseen_predicted": n_pred, "unseen_precision": right / n_pred if n_pred else None}

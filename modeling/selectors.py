@@ -44,6 +44,15 @@ def generation_comparison(generation: ModelGeneration) -> tuple[list[str], list[
             "brand_count_accuracy", "count_head_accuracy", "latency_ms_p50", "latency_ms_p95", "throughput_posts_s",
             "cost_per_1k_usd"]
     rows = [{"metric": k, "values": [(metrics.get(c) or {}).get(k) for c in columns]} for k in keys]
+    # Generalisation: mentions whose form and brand this generation's KB snapshot and training labels lack,
+    # then span F1 per platform (social text is where a dictionary falls short).
+    for k in ("unseen_mentions", "unseen_recall", "unseen_precision"):
+        rows.append({"metric": k.replace("_", " ", 1), "values": [(metrics.get(c) or {}).get(k) for c in columns]})
+    platforms = sorted({p for c in columns for p in ((metrics.get(c) or {}).get("per_platform") or {})})
+    for platform in platforms:
+        cells = [((metrics.get(c) or {}).get("per_platform") or {}).get(platform) or {} for c in columns]
+        posts = next((cell["posts"] for cell in cells if cell.get("posts")), 0)
+        rows.append({"metric": f"span_f1 · {platform} ({posts} posts)", "values": [cell.get("span_f1") for cell in cells]})
     labels = {"student": f"gen-{generation.number}", "promoted": "promoted", "gazetteer": "gazetteer",
               "teacher": "teacher (stored)"}
     if "promoted" in metrics:

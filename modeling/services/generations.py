@@ -163,11 +163,12 @@ def dataset_examples(version: DatasetVersion, silver_weight: float):
 
     train, val, test = [], [], []
     items = DatasetItem.objects.filter(version=version).order_by("id").values_list(
-        "post_id", "external_id", "text", "spans", "is_beauty", "split", "kind", "reasoning")
-    for post_id, external_id, text, spans, is_beauty, split, kind, reasoning in items.iterator(chunk_size=2000):
+        "post_id", "external_id", "text", "spans", "is_beauty", "split", "kind", "reasoning", "platform")
+    for post_id, external_id, text, spans, is_beauty, split, kind, reasoning, platform in items.iterator(
+            chunk_size=2000):
         ex = Example(id=str(external_id or post_id), text=text, spans=[dict(s) for s in spans or []],
                      is_beauty=is_beauty, kind=kind, weight=silver_weight if kind == "silver" else 1.0,
-                     reasoning=reasoning or "")
+                     reasoning=reasoning or "", platform=platform or "")
         ex.post_id = post_id
         if kind == DatasetItem.Kind.SILVER:
             train.append(ex)
@@ -288,7 +289,8 @@ def _cost_per_1k_compute(throughput: float | None) -> float | None:
 def generation_evaluate(*, generation: ModelGeneration, test=None) -> dict:
     """This generation, the promoted one, the gazetteer and the teacher's stored predictions on the
     test split of the generation's dataset version, with cost per 1,000 posts."""
-    from modeling.metrics import evaluate
+    from kb.linking import normalize
+    from modeling.metrics import evaluate, span_prf_by_group, unseen_brand_scores
     from modeling.predictors import GazetteerPredictor
     from modeling.student.predict import StudentPredictor
 
@@ -298,9 +300,15 @@ def generation_evaluate(*, generation: ModelGeneration, test=None) -> dict:
     texts = [ex.text for ex in test]
     out: dict = {"test_posts": len(test), "dataset_version": generation.dataset_version.number}
 
+    platforms = [ex.platform for ex in test]
+    student = StudentPredictor.load(generation.artifact_path, device=settings.TORCH_DEVICE)
+    known = student.known_keys()  # every row is scored on the mentions *this* generation was not told about
+
     def score(predictor, with_counts=False) -> dict:
         preds = predictor.predict(texts)
         figures = evaluate(gold, preds)
+        figures["per_platform"] = {k: _rounded(v) for k, v in span_prf_by_group(gold, preds, platforms).items()}
+        figures.update(unseen_brand_scores(gold, preds, known, normalize))
         if with_counts:
             from modeling.metrics import brand_count_accuracy
 
@@ -309,7 +317,6 @@ def generation_evaluate(*, generation: ModelGeneration, test=None) -> dict:
         figures["cost_per_1k_usd"] = _cost_per_1k_compute(figures["throughput_posts_s"])
         return _rounded(figures)
 
-    student = StudentPredictor.load(generation.artifact_path, device=settings.TORCH_DEVICE)
     out["student"] = score(student, with_counts=True)
     promoted = ModelGeneration.objects.filter(status=Status.PROMOTED).exclude(pk=generation.pk).first()
     if promoted is not None and Path(promoted.artifact_path, "adapter").exists():

@@ -97,6 +97,12 @@ class StudentConfig:
     # Chance that a labelled span's gazetteer feature is hidden in a training step, so the tagger also
     # learns brands from context and spelling: real posts name brands that no dictionary holds yet.
     gaz_dropout: float = 0.3
+    # Mention replacement (text.swap_mentions): each epoch a post with mentions is, with `swap_prob`, seen
+    # with its brands renamed (KB and lexicon names, made-up ones with `swap_invented`), the gazetteer
+    # feature hidden on the new names with `swap_gaz_dropout`: the tagger must read the context.
+    swap_prob: float = 0.5
+    swap_invented: float = 0.3
+    swap_gaz_dropout: float = 0.8
     # Decoding with the KB: every gazetteer match is a span, and the model adds the spans it is sure of
     # (mean probability of its words being inside a brand >= span_threshold) where no match is. Measured on the demo val+test split
     # this beats both the model alone and the gazetteer alone.

@@ -18,7 +18,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 def gold_examples(rows: list[dict]) -> list[Example]:
     return [Example(id=str(r.get("id")), text=r["text"], spans=[dict(s) for s in r.get("brands") or []],
-                    is_beauty=r.get("is_beauty"), kind="gold") for r in rows]
+                    is_beauty=r.get("is_beauty"), kind="gold", platform=r.get("platform") or "") for r in rows]
 
 
 def silver_examples(posts: list[dict], answers: list[dict], weight: float) -> list[Example]:
@@ -33,7 +33,8 @@ def silver_examples(posts: list[dict], answers: list[dict], weight: float) -> li
         if spans is None:
             continue
         out.append(Example(id=str(post["id"]), text=post["text"], spans=spans, is_beauty=answer.get("is_beauty"),
-                           kind="silver", weight=weight, reasoning=answer.get("reasoning") or ""))
+                           kind="silver", weight=weight, reasoning=answer.get("reasoning") or "",
+                           platform=post.get("platform") or ""))
     return out
 
 

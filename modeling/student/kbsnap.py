@@ -68,7 +68,9 @@ def index_from_rows(rows: list[dict]) -> BrandIndex:
     """Same precedence as kb.linking.build_index: first alias wins, a canonical name always names its brand."""
     entries: dict[str, BrandEntry] = {}
     brands = []
+    evidence: set[str] = set()
     for i, row in enumerate(rows, start=1):
+        evidence.update(row.get("evidence_aliases") or ())
         entry = BrandEntry(int(row.get("brand_id") or i), row["canonical_name"], row["category"], bool(row["is_ambiguous"]))
         brands.append(entry)
         for alias in row["aliases"]:
@@ -79,7 +81,7 @@ def index_from_rows(rows: list[dict]) -> BrandIndex:
         key = normalize(entry.canonical_name)
         if key and not row.get("canonical_left_out"):
             entries[key] = entry
-    return BrandIndex(entries)
+    return BrandIndex(entries, frozenset(evidence))
 
 
 def rows_from_index(index: BrandIndex) -> list[dict]:
@@ -90,6 +92,8 @@ def rows_from_index(index: BrandIndex) -> list[dict]:
             "brand_id": entry.brand_id, "canonical_name": entry.canonical_name, "category": entry.category,
             "aliases": [], "is_ambiguous": entry.is_ambiguous})
         row["aliases"].append(key)
+        if key in index.evidence_keys:
+            row.setdefault("evidence_aliases", []).append(key)
     for row in by_id.values():
         # A student's index may leave a canonical name out (the texts use it as a word), or a mined brand's
         # name may be a KB alias of another brand: then the name must not take the key back on reload.

@@ -101,23 +101,24 @@ def _match_counts(examples: list[Example], candidates: BrandIndex) -> tuple[Coun
 def unreliable_kb_keys(examples: list[Example], index: BrandIndex, *, min_matches: int = 2,
                        max_precision: float = 0.2) -> list[str]:
     """KB aliases that the training texts use as plain words: matched at least `min_matches` times and
-    labelled under `max_precision` of them ("palette", "sure", "fresh", "I'm from"). The student leaves
-    them out of its index; the KB itself is not changed."""
+    labelled under `max_precision` of them ("palette", "sure", "fresh", "I'm from"). The student's index
+    keeps them as names that need evidence (`extend_index`); the KB itself is not changed."""
     labelled, matches = _match_counts(examples, index)
     return sorted(k for k, n in matches.items() if n >= min_matches and labelled[k] / n < max_precision)
 
 
-def extend_index(index: BrandIndex, lexicon: list[LexiconEntry], drop: list[str] = ()) -> BrandIndex:
-    """The KB index plus the lexicon's forms, less the `drop` keys; a KB alias wins over a mined one."""
-    dropped = set(drop)
-    entries = {k: e for k, e in index.by_key.items() if k not in dropped}
+def extend_index(index: BrandIndex, lexicon: list[LexiconEntry], plain: list[str] = ()) -> BrandIndex:
+    """The KB index plus the lexicon's forms; a KB alias wins over a mined one. The `plain` keys (KB aliases
+    the training texts use as plain words) stay, but name their brand only with evidence, as an ambiguous
+    brand's do: "the Fresh sugar lip treatment" is Fresh, "fresh skin" is not."""
+    entries = dict(index.by_key)
     mined = _form_entries(index, [item for item in lexicon if item.key not in index.by_key])
     entries.update(mined)
     for entry in {id(e): e for e in mined.values() if is_mined(e)}.values():
         # A mined brand's own name names it, like a canonical name does.
         if key := normalize(entry.canonical_name):
             entries.setdefault(key, entry)
-    return BrandIndex(entries)
+    return BrandIndex(entries, index.evidence_keys | set(plain))
 
 
 def is_mined(entry: BrandEntry) -> bool:

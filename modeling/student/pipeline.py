@@ -46,11 +46,14 @@ def choose_windows(enc: Encoded, spans: list[dict], rng) -> list[int]:
     return sorted(chosen)
 
 
-def drop_gazetteer(enc: Encoded, spans: list[dict], rng, p: float) -> Encoded:
-    """A copy of `enc` with the gazetteer feature hidden on some labelled spans (training only)."""
-    if p <= 0 or not spans:
+def drop_gazetteer(enc: Encoded, spans: list[dict], rng, p: float, p_swapped: float | None = None) -> Encoded:
+    """A copy of `enc` with the gazetteer feature hidden on some labelled spans (training only); spans
+    swapped in by `text.swap_mentions` are hidden with `p_swapped` (default `p`)."""
+    p_swapped = p if p_swapped is None else p_swapped
+    if (p <= 0 and p_swapped <= 0) or not spans:
         return enc
-    hidden = [r for span in spans if rng.random() < p and (r := span_token_range(enc, span["start"], span["end"]))]
+    hidden = [r for span in spans if rng.random() < (p_swapped if span.get("swapped") else p)
+              and (r := span_token_range(enc, span["start"], span["end"]))]
     if not hidden:
         return enc
     gaz = list(enc.gaz)

@@ -31,7 +31,7 @@ class StudentPredictor:
 
     @classmethod
     def load(cls, artifact_dir: str | Path, device: str = "cpu") -> "StudentPredictor":
-        from .train import load_model
+        from .train import TRAIN_LABELS_FILE, load_model
 
         artifact_dir = Path(artifact_dir)
         cfg = StudentConfig.load(artifact_dir / "config.json")
@@ -40,7 +40,16 @@ class StudentPredictor:
         model, tokenizer = load_model(artifact_dir, cfg, len(brands), device=device)
         featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
                                 fuzzy=cfg.fuzzy_gazetteer)
-        return cls(model, featurizer, index, brands, cfg, device)
+        predictor = cls(model, featurizer, index, brands, cfg, device)
+        labels = artifact_dir / TRAIN_LABELS_FILE
+        predictor.train_labels = set(json.loads(labels.read_text())) if labels.exists() else set()
+        return predictor
+
+    def known_keys(self) -> set[str]:
+        """Every form and brand this generation was told about: its KB snapshot (aliases, canonical names,
+        lexicon) and its training labels. Mentions outside it are 'unseen' (metrics.unseen_brand_scores)."""
+        keys = set(self.index.by_key) | {normalize(e.canonical_name) for e in self.index.by_id.values()}
+        return keys | getattr(self, "train_labels", set())
 
     @torch.no_grad()
     def predict(self, texts: list[str], batch_size: int = 32) -> list[dict]:

@@ -12,8 +12,9 @@ from kb.linking import BrandIndex, normalize
 
 _CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
 # A CJK character is a word of its own (no spaces there); elsewhere letters/digits with inner ' . - & +.
+# "_" ends a word: handles write "@somebymi_official", "@anua_kr", and the brand is the part before it.
 WORD = re.compile(
-    rf"[{_CJK_CLASS}]|(?:(?![{_CJK_CLASS}])[^\W_])(?:(?![{_CJK_CLASS}])\w|['’.\-&+](?=(?![{_CJK_CLASS}])[^\W_]))*"
+    rf"[{_CJK_CLASS}]|(?:(?![{_CJK_CLASS}])[^\W_])(?:(?![{_CJK_CLASS}])[^\W_]|['’.\-&+](?=(?![{_CJK_CLASS}])[^\W_]))*"
 )
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 CJK = re.compile(f"[{_CJK_CLASS}]")
@@ -30,6 +31,7 @@ class Example:
     kind: str = "gold"  # gold | silver
     weight: float = 1.0
     reasoning: str = ""
+    platform: str = ""
 
 
 def words(text: str) -> list[tuple[int, int]]:
@@ -130,3 +132,107 @@ def _restyle(surface: str, span: dict, rng: random.Random, cjk_names: dict[str, 
     if choice < 0.93:
         return "", surface.upper(), ""
     return "", surface, ""
+
+
+@dataclass(frozen=True, order=True)
+class PoolName:
+    """A brand name that can stand in for a mention in training: as written, its brand and category."""
+
+    text: str
+    brand: str
+    category: str
+
+
+# Syllables for made-up brand names: a swapped-in name the backbone has never seen teaches the tagger
+# that a name is a name because of where it stands ("obsessed with my ___ lip oil"), not what it spells.
+_ONSETS = ["b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "cl", "gl",
+           "kr", "pr", "sk", "st", "tr", "sh", "ch", "th"]
+_VOWELS = ["a", "e", "i", "o", "u", "ae", "io", "ou", "y"]
+_CODAS = ["", "", "", "n", "r", "s", "x", "l", "m", "k"]
+_NAME_TAILS = ["", "", "", " Beauty", " Skin", " Lab", " Cosmetics", " Studio", "ly", "ique", " & Co"]
+
+
+def invented_name(rng: random.Random) -> str:
+    word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(rng.randint(1, 3)))
+    name = word.capitalize() + rng.choice(_NAME_TAILS)
+    if rng.random() < 0.15:
+        name += " " + str(rng.randint(1, 99))
+    return name
+
+
+def swap_mentions(example: Example, rng: random.Random, pool: list[PoolName], cjk_pool: list[PoolName], *,
+                  p: float, invented: float = 0.3) -> Example:
+    """A copy in which each mention, with probability `p`, names another brand: a name from `pool` (or a
+    made-up one, with probability `invented`), written the way the mention was (#hashtag/@handle bodies
+    compact, lowercase, UPPERCASE, as written); CJK mentions take CJK names. Swapped spans carry
+    `swapped=True` (training hides their gazetteer feature more often) and an empty `brand_key`. Offsets
+    are exact: the text is rebuilt piece by piece around the spans."""
+    if not example.spans or p <= 0:
+        return example
+    pieces: list[str] = []
+    spans: list[dict] = []
+    pos = out_len = 0
+    changed = False
+    chosen: dict[tuple[str, bool], PoolName | None] = {}
+    for span in sorted(example.spans, key=lambda s: s["start"]):
+        before = example.text[pos:span["start"]]
+        pieces.append(before)
+        out_len += len(before)
+        surface = example.text[span["start"]:span["end"]]
+        new = None
+        if span["start"] >= pos:
+            # One stand-in per brand and script in a post: "@rarebeauty ... #rarebeauty" stays one brand.
+            key = (normalize(span.get("brand") or surface), bool(CJK.search(surface)))
+            if key not in chosen:
+                chosen[key] = _pick(surface, span, rng, pool, cjk_pool, invented) if rng.random() < p else None
+            if chosen[key] is not None:
+                new = _written_as(example.text, span, surface, chosen[key], rng)
+        if new is None:
+            pieces.append(surface)
+            spans.append({**span, "start": out_len, "end": out_len + len(surface)})
+            out_len += len(surface)
+        else:
+            name, written = new
+            changed = True
+            pieces.append(written)
+            spans.append({**span, "start": out_len, "end": out_len + len(written), "text": written,
+                          "brand": name.brand, "category": name.category or span.get("category") or "other",
+                          "brand_key": "", "swapped": True})
+            out_len += len(written)
+        pos = max(pos, span["end"])
+    if not changed:
+        return example
+    pieces.append(example.text[pos:])
+    return replace(example, id=example.id + "~swap", text="".join(pieces), spans=spans)
+
+
+def _pick(surface: str, span: dict, rng: random.Random, pool: list[PoolName], cjk_pool: list[PoolName],
+          invented: float) -> PoolName | None:
+    if CJK.search(surface):
+        return rng.choice(cjk_pool) if cjk_pool else None
+    if pool and rng.random() >= invented:
+        return rng.choice(pool)
+    made = invented_name(rng)
+    return PoolName(made, made, span.get("category") or "other")
+
+
+def _written_as(text: str, span: dict, surface: str, name: PoolName, rng: random.Random) -> tuple[PoolName, str] | None:
+    """`name` written the way `surface` is; None when it would not change the mention."""
+    written = name.text
+    if CJK.search(surface):
+        return (name, written) if written != surface else None
+    if CJK.search(written):
+        return None
+    tagged = span["start"] > 0 and text[span["start"] - 1] in "#@"
+    letters = [c for c in surface if c.isalpha()]
+    if tagged:  # '#rarebeauty', '@tower28beauty': no spaces or punctuation, mostly lowercase
+        written = re.sub(r"[\s'’.\-&+]+", "", written)
+        if surface.islower() or rng.random() < 0.85:
+            written = written.lower()
+    elif letters and all(c.islower() for c in letters):
+        written = written.lower()
+    elif len(letters) > 1 and all(c.isupper() for c in letters) and rng.random() < 0.5:
+        written = written.upper()  # 'NARS' → 'TOWER 28' half the time, else as the brand writes itself
+    if not written or normalize(written) == normalize(surface):
+        return None
+    return name, written

@@ -23,7 +23,7 @@ from .kbsnap import CJK_ALIASES, rows_from_index, save_rows
 from .lexicon import extend_index, lexicon_summary, mine_lexicon, unreliable_kb_keys
 from .model import StudentModel, last_layer_names, lora_config, set_trainable, trainable_groups_of
 from .pipeline import IGNORE, WORD_RULES, choose_windows, collate, drop_gazetteer
-from .text import Example, augment
+from .text import CJK, Example, PoolName, augment, swap_mentions
 
 
 class Cancelled(Exception):
@@ -86,6 +86,21 @@ def brand_table(index: BrandIndex) -> list[str]:
     return sorted({e.canonical_name for e in index.by_id.values()}, key=str.casefold)
 
 
+TRAIN_LABELS_FILE = "train_labels.json"  # every written form and brand the training labels name (normalised)
+
+
+def label_keys(examples: list[Example]) -> set[str]:
+    """What the labels of `examples` name: forms as written and brands, normalised. A mention is unseen by
+    a generation when neither its form nor its brand is here or in the generation's KB snapshot."""
+    keys = set()
+    for ex in examples:
+        for span in ex.spans:
+            keys.add(normalize(ex.text[span["start"]:span["end"]]))
+            keys.add(normalize(span.get("brand") or ""))
+    keys.discard("")
+    return keys
+
+
 def link_training_spans(examples: list[Example], index: BrandIndex) -> None:
     """Give each span the key of its KB brand (for the alignment loss), when it has one."""
     for ex in examples:
@@ -96,14 +111,27 @@ def link_training_spans(examples: list[Example], index: BrandIndex) -> None:
             span["brand_key"] = normalize(entry.canonical_name) if entry else ""
 
 
+def name_pools(index: BrandIndex, lexicon: list) -> tuple[list[PoolName], list[PoolName]]:
+    """Names that mention replacement swaps in: each brand's canonical name and the forms the training
+    labels write (lexicon), Latin-script and CJK apart."""
+    names = {(e.canonical_name, e.canonical_name, e.category) for e in index.by_id.values()}
+    names |= {(item.text, item.brand, item.category) for item in lexicon}
+    names |= {(key, e.canonical_name, e.category) for key, e in index.by_key.items() if CJK.search(key)}
+    pool = sorted(PoolName(*n) for n in names if n[0].strip() and len(n[0]) >= 2)
+    return [n for n in pool if not CJK.search(n.text)], [n for n in pool if CJK.search(n.text)]
+
+
 def epoch_batches(cfg: StudentConfig, featurizer: Featurizer, train: list[Example], epoch: int,
-                  cjk_names: dict[str, list[str]]) -> list[list[Example]]:
+                  cjk_names: dict[str, list[str]],
+                  pools: tuple[list[PoolName], list[PoolName]] = ([], [])) -> list[list[Example]]:
     """The batches of one epoch; a function of (seed, epoch) only, so a resumed run sees the same ones."""
     rng = random.Random(cfg.seed * 1000 + epoch)
     items: list[Example] = []
     for ex in train:
         if ex.kind == "silver" and not ex.spans and rng.random() > cfg.negative_keep:
             continue
+        if ex.spans and cfg.swap_prob > 0 and rng.random() < cfg.swap_prob:
+            ex = swap_mentions(ex, rng, pools[0], pools[1], p=0.8, invented=cfg.swap_invented)
         items.append(ex)
         if ex.spans and rng.random() < cfg.augment_prob:
             items.append(augment(ex, rng, cjk_names))
@@ -222,7 +250,7 @@ def train_student(
     index = extend_index(index, lexicon, dropped)
     if log and lexicon:
         log(f"lexicon: {len(lexicon)} written forms learnt from the training labels, {len(dropped)} KB aliases "
-            "left out as plain words")
+            "that the texts use as plain words need evidence")
     featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
                             fuzzy=cfg.fuzzy_gazetteer)
     brands = brand_table(index)
@@ -231,11 +259,12 @@ def train_student(
     model = build_model(cfg, len(brands), device)
     _init_brand_embeddings(model, featurizer, brands, device)
     cjk_names = {b: names for b, names in CJK_ALIASES.items() if normalize(b) in brand_ids}
+    pools = name_pools(index, lexicon)
     schedule = scaled_schedule(cfg.epochs, lr_scale=cfg.lr_scale)
     n_epochs = max(1, math.ceil(cfg.epochs - 1e-9))
     plan = []  # (epoch index, batches, how many of them to run)
     for e in range(n_epochs):
-        batches = epoch_batches(cfg, featurizer, train, e, cjk_names)
+        batches = epoch_batches(cfg, featurizer, train, e, cjk_names, pools)
         share = min(1.0, cfg.epochs - e)
         plan.append((e, batches, max(1, int(round(len(batches) * share)))))
     total_steps = sum(n for _, _, n in plan)
@@ -309,7 +338,8 @@ def train_student(
             encs = [featurizer.encode(ex.text) for ex in examples]
             window_rng = random.Random(cfg.seed * 1_000_003 + g)
             keep = [choose_windows(enc, ex.spans, window_rng) for enc, ex in zip(encs, examples)]
-            encs = [drop_gazetteer(enc, ex.spans, window_rng, cfg.gaz_dropout) for enc, ex in zip(encs, examples)]
+            encs = [drop_gazetteer(enc, ex.spans, window_rng, cfg.gaz_dropout, cfg.swap_gaz_dropout)
+                    for enc, ex in zip(encs, examples)]
             batch = collate(featurizer, encs, examples, brand_ids=brand_ids, device=device, keep=keep)
             out = model(batch)
             loss = compute_loss(out, batch, cfg)
@@ -366,6 +396,7 @@ def train_student(
             log(f"decoding: words by {decoding['word_rule']!r} piece, model spans from "
                 f"{decoding['span_threshold']} (val span_f1={decoding['val_span_f1']})")
     write_artifact(model, tokenizer, cfg, index, brands, out_dir)
+    (out_dir / TRAIN_LABELS_FILE).write_text(json.dumps(sorted(label_keys(train)), ensure_ascii=False))
     summary = {"steps": step, "total_steps": total_steps, "best_val": best, "history": history, "evals": evals,
                "stopped_early": stopped_early, "train_seconds": round(time.monotonic() - started, 1),
                "resumed_from": resumed_from, "lexicon": lexicon_summary(lexicon, dropped), "decoding": decoding}

@@ -20,7 +20,7 @@ from modeling.student.train import Cancelled, build_model, load_tokenizer, train
 
 from .student_factories import build_tiny_qwen2, labelled, social_examples, tiny_index
 
-OVERFIT = dict(epochs=80, batch_size=8, lr_scale=8.0, augment_prob=0.0, max_window=16, window_stride=10,
+OVERFIT = dict(epochs=80, batch_size=8, lr_scale=8.0, augment_prob=0.0, swap_prob=0.0, max_window=16, window_stride=10,
                eval_every_epochs=1000, checkpoint_every_steps=10, seed=13, kb_decoding=False, gaz_dropout=0.0)
 
 

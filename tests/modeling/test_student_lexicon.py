@@ -57,7 +57,7 @@ def test_extended_index_matches_new_brands_in_social_writing_and_keeps_kb_links(
     assert summary["forms"] == 3 and summary["new_brands"] == 2 and summary["top_new_brands"][0] == "CeraVe"
 
 
-def test_kb_aliases_the_training_texts_use_as_plain_words_leave_the_students_index():
+def test_kb_aliases_the_training_texts_use_as_plain_words_need_evidence_in_the_students_index():
     rows = [{"canonical_name": "Palette", "category": "haircare", "aliases": [], "is_ambiguous": False},
             {"canonical_name": "Fresh", "category": "skincare", "aliases": ["Fresh Beauty"], "is_ambiguous": False},
             {"canonical_name": "NARS", "category": "makeup", "aliases": [], "is_ambiguous": False}]
@@ -68,8 +68,13 @@ def test_kb_aliases_the_training_texts_use_as_plain_words_leave_the_students_ind
     dropped = unreliable_kb_keys(texts, index)
     assert dropped == ["fresh", "palette"]  # NARS: 1 of 1 labelled; "Fresh Beauty": 1 of 1
     student = extend_index(index, [], dropped)
-    assert "palette" not in student.by_key and "fresh" not in student.by_key
-    assert student.by_key["freshbeauty"].canonical_name == "Fresh"
-    # The artifact's snapshot keeps the left-out names out on reload.
+    assert student.evidence_keys == {"fresh", "palette"} and student.by_key["freshbeauty"].canonical_name == "Fresh"
+    gazetteer = Gazetteer(student)
+    # Plain words stay plain; written as a name in beauty context, the KB brand is found again.
+    assert gazetteer.find("so fresh and so clean") == [] and gazetteer.find("this palette is stunning") == []
+    assert [m.text for m in gazetteer.find("the Fresh sugar lip treatment is my fave")] == ["Fresh"]
+    assert [m.text for m in Gazetteer(student).find("new palette from NARS")] == ["NARS"]
+    # The artifact's snapshot keeps the evidence rule on reload.
     reloaded = index_from_rows(rows_from_index(student))
-    assert set(reloaded.by_key) == set(student.by_key) == {"freshbeauty", "nars"}
+    assert set(reloaded.by_key) == set(student.by_key) == {"freshbeauty", "nars", "fresh", "palette"}
+    assert reloaded.evidence_keys == student.evidence_keys

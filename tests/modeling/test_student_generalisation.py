@@ -1,0 +1,125 @@
+"""What the student does to read context rather than a dictionary: mention replacement, handle words,
+and the metrics that measure it (unseen-brand recall, per-platform F1)."""
+
+from __future__ import annotations
+
+import random
+
+from kb.linking import normalize
+from modeling.metrics import span_prf_by_group, unseen_brand_scores
+from modeling.student.pipeline import drop_gazetteer
+from modeling.student.text import CJK, Example, PoolName, invented_name, swap_mentions, words
+from modeling.student.train import label_keys, name_pools
+
+from .student_factories import tiny_index
+
+POOL = [PoolName("Tower 28", "Tower 28", "makeup"), PoolName("Charlotte Tilbury", "Charlotte Tilbury", "makeup"),
+        PoolName("e.l.f.", "e.l.f.", "makeup"), PoolName("Dr. Jart+", "Dr. Jart+", "skincare")]
+CJK_POOL = [PoolName("花西子", "Florasis", "makeup"), PoolName("完美日记", "Perfect Diary", "makeup")]
+
+
+def _example(text: str, mentions: list[tuple[str, str]]) -> Example:
+    spans, cursor = [], 0
+    for written, brand in mentions:
+        start = text.index(written, cursor)
+        spans.append({"start": start, "end": start + len(written), "text": written, "brand": brand,
+                      "category": "makeup", "brand_key": normalize(brand)})
+        cursor = start + len(written)
+    return Example(id="p1", text=text, spans=spans, is_beauty=True)
+
+
+POSTS = [
+    _example("ok the @rarebeauty blush 😍😍 is one dot #rarebeauty and NARS too", [
+        ("rarebeauty", "Rare Beauty"), ("rarebeauty", "Rare Beauty"), ("NARS", "NARS")]),
+    _example("兰蔻粉水 vs 雅诗兰黛🔥哪个更适合干皮 Dior也不错", [
+        ("兰蔻", "Lancôme"), ("雅诗兰黛", "Estée Lauder"), ("Dior", "Dior")]),
+    _example("💄💄maybelline sky high mascara💋 > l'oreal ✨", [("maybelline", "Maybelline"), ("l'oreal", "L'Oréal Paris")]),
+]
+
+
+def test_mention_replacement_keeps_offsets_exact_around_emoji_and_cjk():
+    swapped_any = 0
+    for post in POSTS:
+        for seed in range(60):
+            out = swap_mentions(post, random.Random(seed), POOL, CJK_POOL, p=0.9, invented=0.3)
+            assert len(out.spans) == len(post.spans)
+            for old, new in zip(post.spans, out.spans):
+                assert out.text[new["start"]:new["end"]] == new["text"]  # offsets exact
+                if new.get("swapped"):
+                    swapped_any += 1
+                    assert new["brand_key"] == "" and normalize(new["text"]) != normalize(old["text"])
+                    assert bool(CJK.search(new["text"])) == bool(CJK.search(old["text"]))  # CJK for CJK
+                else:
+                    assert new["text"] == old["text"]
+            # Everything outside the spans is the post's own text, in order.
+            outside = [out.text[a["end"]:b["start"]] for a, b in zip(out.spans, out.spans[1:])]
+            assert outside == [post.text[a["end"]:b["start"]] for a, b in zip(post.spans, post.spans[1:])]
+            assert out.text[:out.spans[0]["start"]] == post.text[:post.spans[0]["start"]]
+            assert out.text[out.spans[-1]["end"]:] == post.text[post.spans[-1]["end"]:]
+    assert swapped_any > 100
+
+
+def test_mention_replacement_writes_names_the_way_the_post_does():
+    post = POSTS[0]
+    forms = [swap_mentions(post, random.Random(seed), POOL, [], p=1.0, invented=0.0) for seed in range(40)]
+    for out in forms:
+        handle, hashtag = out.spans[0], out.spans[1]
+        # One brand, one stand-in: "@rarebeauty ... #rarebeauty" stays one brand in the copy.
+        assert handle["brand"] == hashtag["brand"]
+        for span in (handle, hashtag):  # handle and hashtag bodies are compact
+            assert " " not in span["text"] and "." not in span["text"]
+    lower = swap_mentions(POSTS[2], random.Random(3), POOL, [], p=1.0, invented=0.0)
+    assert lower.spans[0]["text"] == lower.spans[0]["text"].lower()
+    assert swap_mentions(POSTS[0], random.Random(0), POOL, CJK_POOL, p=0.0) is POSTS[0]
+
+
+def test_invented_names_are_new_words():
+    rng = random.Random(1)
+    names = {invented_name(rng) for _ in range(200)}
+    assert len(names) > 150 and all(n[0].isupper() for n in names)
+
+
+def test_swapped_spans_hide_their_gazetteer_feature_more_often():
+    from modeling.student.encoding import Encoded
+
+    text = "Maybelline mascara and Maybelline liner"
+    ex = _example(text, [("Maybelline", "Maybelline"), ("Maybelline", "Maybelline")])
+    ex.spans[1]["swapped"] = True
+    ws = words(text)  # one token per word is enough for the feature mask
+    enc = Encoded(text, list(range(len(ws))), ws, list(range(len(ws))), ws, [1, 0, 0, 1, 0], [0] * len(ws),
+                  [(0, len(ws))])
+    first_hidden = second_hidden = 0
+    for seed in range(300):
+        out = drop_gazetteer(enc, ex.spans, random.Random(seed), 0.1, 0.9)
+        first_hidden += out.gaz[0] == 0
+        second_hidden += out.gaz[3] == 0
+    assert first_hidden < 60 and second_hidden > 240
+
+
+def test_name_pools_take_kb_names_lexicon_forms_and_cjk_aliases_apart():
+    latin, cjk = name_pools(tiny_index(), [])
+    assert latin and all(not CJK.search(n.text) for n in latin)
+    assert any(n.text == "Estée Lauder" for n in latin)
+    assert all(CJK.search(n.text) for n in cjk)
+
+
+def test_handles_split_at_underscores_into_words():
+    text = "@somebymi_official and @anua_kr, #skin1004 雅诗"
+    assert [text[a:b] for a, b in words(text)] == ["somebymi", "official", "and", "anua", "kr", "skin1004", "雅", "诗"]
+
+
+def test_unseen_brand_scores_count_only_what_the_model_was_not_told():
+    gold = [{"brands": [{"start": 0, "end": 5, "text": "Anua", "brand": "Anua"},
+                        {"start": 10, "end": 14, "text": "NARS", "brand": "NARS"}]},
+            {"brands": [{"start": 3, "end": 9, "text": "Rhode", "brand": "rhode"}]}]
+    pred = [{"brands": [{"start": 0, "end": 5, "text": "Anua"}, {"start": 10, "end": 14, "text": "NARS"}]},
+            {"brands": [{"start": 20, "end": 25, "text": "Glowy"}]}]
+    scores = unseen_brand_scores(gold, pred, {"nars"}, normalize)
+    assert scores == {"unseen_mentions": 2, "unseen_found": 1, "unseen_recall": 0.5, "unseen_predicted": 2,
+                      "unseen_precision": 0.5}
+    by = span_prf_by_group(gold, pred, ["tiktok", "xiaohongshu"])
+    assert by["tiktok"]["span_f1"] == 1.0 and by["xiaohongshu"]["span_f1"] == 0.0 and by["tiktok"]["posts"] == 1
+
+
+def test_label_keys_hold_forms_and_brands():
+    assert label_keys(POSTS[:1]) == {"rarebeauty", "nars"}
