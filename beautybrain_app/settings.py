@@ -32,13 +32,16 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "ninja",  # so /api/docs serves Swagger UI from ninja's own static files, not a CDN
     "kb",
     "annotation",
     "modeling",
+    "api",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "api.middleware.ApiErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -243,6 +246,12 @@ ANNOTATION_ASSIGNMENT_TTL_MIN = env.int("ANNOTATION_ASSIGNMENT_TTL_MIN", default
 # --- Reports -----------------------------------------------------------------------------
 # The reports page keeps its figures this long per filter set (0: never); CSV downloads are always live.
 REPORTS_PAGE_CACHE_SECONDS = env.int("REPORTS_PAGE_CACHE_SECONDS", default=300)
+
+# --- JSON API (/api/) ----------------------------------------------------------------------
+# Requests per token per window ("600/min", "100/10s", "0" = none), counted in the cache above.
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/min")
+# Larger bodies are refused with 413 before they are read; DATA_UPLOAD_MAX_MEMORY_SIZE caps them too.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 # --- Logging: one JSON object per line ---------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

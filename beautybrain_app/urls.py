@@ -8,6 +8,7 @@ urlpatterns = [
     path("accounts/login/", auth.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/", include("api.urls")),
     path("kb/", include("kb.urls")),
     path("models/", include("modeling.urls")),
     path("", include("annotation.urls")),

@@ -73,9 +73,11 @@ def covered_posts(filters: ReportFilters, *, dated_only: bool = False) -> QueryS
 
 
 class MentionStream:
-    def __init__(self, filters: ReportFilters, *, dated_only: bool = False, chunk_size: int = CHUNK_SIZE):
+    def __init__(self, filters: ReportFilters, *, dated_only: bool = False, chunk_size: int = CHUNK_SIZE,
+                 from_post_id: int | None = None):
         self.filters = filters
         self.dated_only = dated_only
+        self.from_post_id = from_post_id  # resume at this post (the API's cursor pagination)
         self.chunk_size = chunk_size
         # Small (the KB), read once: cheaper than joining Brand/Category into every mention row.
         self.brand_names: dict[int, str] = dict(Brand.objects.values_list("id", "canonical_name"))
@@ -111,6 +113,8 @@ class MentionStream:
         )
         if self.filters.category:
             spans = spans.filter(category__slug=self.filters.category)
+        if self.from_post_id is not None:
+            spans = spans.filter(annotation__post_id__gte=self.from_post_id)
         rows = (
             spans.order_by("annotation__post_id", "start", "end")
             .values_list("annotation__post_id", "annotation__post__platform", "annotation__post__posted_at",
@@ -137,6 +141,8 @@ class MentionStream:
         predictions = _predictions(f.model_version).filter(f.post_q("post__", dated_only=self.dated_only))
         if f.source == SOURCE_AUTO:
             predictions = predictions.filter(~_gold_exists("post_id"))
+        if self.from_post_id is not None:
+            predictions = predictions.filter(post_id__gte=self.from_post_id)
         rows = (
             predictions.order_by("post_id", "-id")
             .values_list("post_id", "post__platform", "post__posted_at", "source", "model_version", "spans")

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Sequence
 
 from django.db import transaction
 from django.utils import timezone
@@ -119,6 +119,34 @@ def import_file(*, path: Path, user=None) -> ImportBatch:
     return import_batch_run(batch=batch)
 
 
+def import_objects(*, objects: Sequence[object], label: str, user=None, match_external_id: bool = False) -> ImportBatch:
+    """Import decoded interchange objects (the JSON API) with the file import's validation and storage.
+
+    A bad object is recorded with its 0-based index as its `line`, and the others land. With
+    `match_external_id`, a post whose (platform, id) is already stored counts as a duplicate too, so a
+    client re-sending an item it has edited does not get a second post.
+    """
+    batch = ImportBatch.objects.create(filename=label[:255], format=ImportBatch.Format.JSONL,
+                                       status=ImportBatch.Status.RUNNING, created_by=user)
+    categories = {c.slug: c for c in Category.objects.all()}
+    gold_author = system_user()
+    chunk: list[ParsedRow] = []
+    for index, obj in enumerate(objects):
+        batch.lines_read = index + 1
+        try:
+            chunk.append(_parse_obj(obj, index))
+        except RowError as exc:
+            _record_error(batch, index, str(exc))
+        if len(chunk) >= CHUNK_ROWS:
+            _store_chunk(batch, chunk, categories, gold_author, match_external_id=match_external_id)
+            chunk = []
+    _store_chunk(batch, chunk, categories, gold_author, match_external_id=match_external_id)
+    batch.status = ImportBatch.Status.DONE
+    batch.finished_at = timezone.now()
+    batch.save()
+    return batch
+
+
 def _record_error(batch: ImportBatch, line: int, message: str) -> None:
     batch.error_count += 1
     if len(batch.errors) < MAX_STORED_ERRORS:
@@ -181,7 +209,7 @@ def _iter_csv(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int]]
 
 def _parse_obj(obj: object, line_no: int) -> ParsedRow:
     if not isinstance(obj, dict):
-        raise RowError("each line must be a JSON object")
+        raise RowError("each line (item) must be a JSON object")
     text = obj.get("text")
     if not isinstance(text, str) or not text.strip():
         raise RowError("missing or empty 'text'")
@@ -239,13 +267,15 @@ def _parse_span(span: object, text: str, i: int) -> dict:
 
 
 @transaction.atomic
-def _store_chunk(batch: ImportBatch, rows: list[ParsedRow], categories: dict, gold_author) -> None:
+def _store_chunk(batch: ImportBatch, rows: list[ParsedRow], categories: dict, gold_author, *,
+                 match_external_id: bool = False) -> None:
     if not rows:
         batch.save()
         return
     index = get_index()
     hashes = {content_hash(r.text) for r in rows}
     existing = {p.content_hash: p for p in Post.objects.filter(content_hash__in=hashes)}
+    by_external_id = _posts_by_external_id(rows) if match_external_id else {}
     has_gold = set(
         Annotation.objects.filter(post__content_hash__in=hashes, is_gold=True).values_list("post__content_hash", flat=True)
     )
@@ -256,12 +286,19 @@ def _store_chunk(batch: ImportBatch, rows: list[ParsedRow], categories: dict, go
             _record_error(batch, row.line, f"unknown category {category_error!r}")
             continue
         post = existing.get(h)
+        if post is None and (row.platform, row.external_id) in by_external_id:
+            # The same item with another text (edited since it was sent): kept as first stored, and its
+            # labels, whose offsets are into the new text, are not put on the old one.
+            batch.posts_duplicate += 1
+            continue
         if post is None:
             post = Post.objects.create(
                 platform=row.platform, external_id=row.external_id, author=row.author, posted_at=row.posted_at,
                 text=row.text, lang=row.lang, url=row.url, source=row.source, content_hash=h, import_batch=batch,
             )
             existing[h] = post
+            if match_external_id and row.external_id:
+                by_external_id[(row.platform, row.external_id)] = post
             batch.posts_created += 1
         else:
             batch.posts_duplicate += 1
@@ -269,6 +306,18 @@ def _store_chunk(batch: ImportBatch, rows: list[ParsedRow], categories: dict, go
             _store_gold(batch, post, row, categories, gold_author, index)
             has_gold.add(h)
     batch.save()
+
+
+def _posts_by_external_id(rows: list[ParsedRow]) -> dict[tuple[str, str], Post]:
+    wanted = {(r.platform, r.external_id) for r in rows if r.external_id}
+    if not wanted:
+        return {}
+    # One query on the (indexed) ids; the platform is matched here, it is nearly always the same one.
+    posts = Post.objects.filter(external_id__in={i for _, i in wanted}).order_by("pk")
+    out: dict[tuple[str, str], Post] = {}
+    for post in posts:
+        out.setdefault((post.platform, post.external_id), post)
+    return {key: post for key, post in out.items() if key in wanted}
 
 
 def _store_gold(batch, post, row: ParsedRow, categories, gold_author, index) -> None:
