@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from ninja import Field, Schema
-from pydantic import ConfigDict
 
 MAX_POSTS = 1000
 MAX_TEXTS = 64
@@ -48,12 +47,13 @@ class PostsOut(Schema):
 
 
 class Brand(Schema):
-    model_config = ConfigDict(extra="allow")  # predictors may add their own fields (brand_id, confidence, ...)
     start: int
     end: int
     text: str
-    brand: str | None
+    brand: str | None = Field(description="canonical name; for a brand the KB lacks, the name as found")
+    brand_id: int | None = Field(None, description="KB brand id; null when the mention is not linked")
     category: str | None
+    confidence: float | None = None
 
 
 class ExtractIn(Schema):
@@ -63,9 +63,9 @@ class ExtractIn(Schema):
 
 
 class ExtractResult(Schema):
-    model_config = ConfigDict(extra="allow")
     brands: list[Brand]
     is_beauty: bool | None
+    beauty_score: float | None = Field(None, description="student generations: P(is_beauty)")
 
 
 class ExtractOut(Schema):
