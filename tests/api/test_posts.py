@@ -121,3 +121,12 @@ def test_get_post_unlabelled_and_missing(api_as, django_assert_max_num_queries):
     assert (got["gold"], got["predictions"]) == (None, [])
     assert_json_error(api.get(f"/api/posts/{post.pk + 1000}"), 404, f"No post with post_id {post.pk + 1000}")
     assert_json_error(api.get("/api/posts/abc"), 422)
+
+
+@pytest.mark.pg
+@pytest.mark.django_db(transaction=True)
+def test_ingest_idempotency_and_errors_on_postgresql(api_as, categories):
+    for check in (test_good_items_land_and_bad_ones_are_reported_by_index,
+                  test_resending_is_idempotent_by_text_and_by_platform_and_id, test_get_post_with_gold_and_predictions):
+        Post.objects.all().delete()  # each check starts from no posts, as in its own test
+        check(api_as, categories)

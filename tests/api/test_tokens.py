@@ -101,3 +101,10 @@ def test_last_used_is_recorded_at_most_once_a_minute(make_token, django_assert_n
     with django_assert_num_queries(1):  # the lookup only: no write within the minute
         again = api_token_authenticate(token=secret)
     assert again.last_used_at == first.last_used_at
+
+
+@pytest.mark.pg
+@pytest.mark.django_db(transaction=True)
+def test_tokens_scopes_and_live_name_uniqueness_on_postgresql(api_as, capsys):
+    test_default_scope_is_read_and_names_are_unique_among_live_tokens(capsys)
+    test_403_when_a_read_token_writes_and_a_write_token_also_reads(api_as)
