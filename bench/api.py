@@ -48,7 +48,6 @@ def setup(var_dir: Path) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "beautybrain_app.settings"
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ["API_RATE_LIMIT"] = "0"
-    os.environ["DB_CONN_MAX_AGE"] = "0"  # the server thread's connections close per request, so the test DB can be dropped
     import django
 
     django.setup()
@@ -91,9 +90,16 @@ def serve():
         def log_message(self, *args):
             pass
 
+    from django.db import connections
+
+    def run():
+        server.serve_forever()
+        connections.close_all()  # this thread's (persistent) connection, so the test database can be dropped
+
     server = make_server("127.0.0.1", 0, get_wsgi_application(), server_class=WSGIServer, handler_class=Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return server, thread, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def call(url: str, token: str, body: dict) -> tuple[dict, float]:
@@ -217,7 +223,7 @@ def main() -> None:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         _, token = api_token_create(name="bench", scope="write")
-        server, base = serve()
+        server, thread, base = serve()
 
         import_s, api_s = [], []
         for _ in range(args.rounds):
@@ -260,6 +266,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.shutdown()
+            thread.join(timeout=30)
         connection.creation.destroy_test_db(test_db, verbosity=0)
     print(json.dumps(figures))
 

@@ -88,3 +88,11 @@ def test_docs_page_uses_packaged_assets_not_a_cdn(client, db):
     assert {"ninja/swagger-ui-bundle.js", "ninja/swagger-ui.css"} <= set(assets)
     for asset in assets:  # served by staticfiles (runserver, collectstatic): nothing to fetch from outside
         assert finders.find(asset), asset
+
+
+@pytest.mark.pg
+@pytest.mark.django_db(transaction=True)
+def test_rate_limit_on_the_shared_cache(api_as, settings):
+    """In the PostgreSQL pass the cache is Redis (REDIS_URL), as with several web processes in production."""
+    assert "redis" in settings.CACHES["default"]["BACKEND"].lower()
+    test_rate_limit_per_token_is_429_with_retry_after(api_as, settings)
