@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from ninja import Field, Schema
+from pydantic import StringConstraints
 
 MAX_POSTS = 1000
 MAX_TEXTS = 64
@@ -57,7 +58,7 @@ class Brand(Schema):
 
 
 class ExtractIn(Schema):
-    texts: list[str] = Field(min_length=1, max_length=MAX_TEXTS)
+    texts: list[Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]] = Field(min_length=1, max_length=MAX_TEXTS)
     model: str = Field("promoted", pattern=r"^(promoted|gazetteer|gen-\d{1,6})$",
                        description="'promoted' (the promoted generation), 'gen-N', or 'gazetteer'.")
 

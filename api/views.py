@@ -85,8 +85,6 @@ def post_get(request: HttpRequest, post_id: int):
 @api.post("/extract", auth=read, response={200: schemas.ExtractOut, 503: schemas.Error, **ERRORS},
           tags=["extract"], summary="Brands in up to 64 texts")
 def extract(request: HttpRequest, body: schemas.ExtractIn):
-    if any(len(t) > schemas.MAX_TEXT_CHARS for t in body.texts):
-        raise HttpError(422, f"Each text may have at most {schemas.MAX_TEXT_CHARS:,} characters.")
     try:
         model, rows = extract_texts(texts=body.texts, model=body.model)
     except ModelUnavailable as exc:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Iterator, Sequence
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -138,13 +138,27 @@ def import_objects(*, objects: Sequence[object], label: str, user=None, match_ex
         except RowError as exc:
             _record_error(batch, index, str(exc))
         if len(chunk) >= CHUNK_ROWS:
-            _store_chunk(batch, chunk, categories, gold_author, match_external_id=match_external_id)
+            _store_chunk_once_more_on_conflict(batch, chunk, categories, gold_author, match_external_id)
             chunk = []
-    _store_chunk(batch, chunk, categories, gold_author, match_external_id=match_external_id)
+    _store_chunk_once_more_on_conflict(batch, chunk, categories, gold_author, match_external_id)
     batch.status = ImportBatch.Status.DONE
     batch.finished_at = timezone.now()
     batch.save()
     return batch
+
+
+def _store_chunk_once_more_on_conflict(batch, rows, categories, gold_author, match_external_id) -> None:
+    """A client retrying a request that is still running sends the same posts twice at once: the loser's
+    insert hits the unique content hash (or one gold per post); its chunk rolled back, it reads again."""
+    counters = ("posts_created", "posts_duplicate", "gold_created", "spans_created", "error_count")
+    saved = {name: getattr(batch, name) for name in counters}, list(batch.errors)
+    try:
+        _store_chunk(batch, rows, categories, gold_author, match_external_id=match_external_id)
+    except IntegrityError:
+        for name, value in saved[0].items():
+            setattr(batch, name, value)
+        batch.errors = saved[1]
+        _store_chunk(batch, rows, categories, gold_author, match_external_id=match_external_id)
 
 
 def _record_error(batch: ImportBatch, line: int, message: str) -> None:

@@ -81,6 +81,37 @@ def test_new_posts_flow_into_pre_labelling_like_imported_ones(api_as, kb):
     assert Post.objects.filter(import_batch_id=body["batch_id"], priority__gt=0).count() == 3
 
 
+@pytest.mark.pg
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_request_storing_the_same_post_first_is_a_duplicate_not_a_500(api_as, monkeypatch):
+    import threading
+
+    from django.db import connection
+
+    from annotation.services import importing
+
+    real = importing._posts_by_external_id
+
+    def other_request_commits_first(rows):
+        # After this chunk looked for existing posts, before it inserts: another connection commits the post.
+        if not getattr(other_request_commits_first, "done", False):
+            other_request_commits_first.done = True
+
+            def insert():
+                Post.objects.create(text="raced post", content_hash=importing.content_hash("raced post"))
+                connection.close()
+
+            thread = threading.Thread(target=insert)
+            thread.start()
+            thread.join()
+        return real(rows)
+
+    monkeypatch.setattr(importing, "_posts_by_external_id", other_request_commits_first)
+    body = ingest(api_as("write"), [{"text": "raced post"}, {"text": "another post"}])
+    assert (body["created"], body["duplicates"], body["errors"]) == (1, 1, [])
+    assert Post.objects.filter(text="raced post").count() == 1
+
+
 def test_batch_limits_and_bad_bodies_are_refused_whole(api_as):
     api = api_as("write")
     assert_json_error(api.post("/api/posts", {"posts": [{"text": f"t{i}"} for i in range(1001)]}), 422, "1000")
