@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from ninja import NinjaAPI, Query
@@ -43,8 +44,6 @@ def _unauthorized(request: HttpRequest, exc: AuthenticationError):
 
 @api.exception_handler(Throttled)
 def _throttled(request: HttpRequest, exc: Throttled):
-    from django.conf import settings
-
     wait = f"; retry in {exc.wait:.0f} s" if exc.wait is not None else ""
     return api.create_response(
         request, {"detail": f"Rate limit of this token ({settings.API_RATE_LIMIT}) reached{wait}."}, status=429)
