@@ -27,7 +27,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("pg") and "postgresql" not in engine:
             # Never a silent pass: a PostgreSQL test run on another database fails and says how to run it.
-            item.add_marker(pytest.mark.usefixtures("_require_postgres"))
+            # (A usefixtures marker added here is too late: the item's fixtures are already resolved.)
+            item.fixturenames.insert(0, "_require_postgres")
 
 
 @pytest.fixture(autouse=True)
