@@ -79,7 +79,7 @@ def run_fold(args, cfg, gold, silver, social, kb_rows, k: int) -> dict:
     from modeling.predictors import GazetteerPredictor
     from modeling.student.kbsnap import index_from_rows
     from modeling.student.predict import StudentPredictor
-    from modeling.student.train import train_student
+    from modeling.student.train import train_student, tune_decoding
 
     everything = gold + silver + social
     social_test = {id(e) for e in social if is_social_test(e)}
@@ -102,21 +102,34 @@ def run_fold(args, cfg, gold, silver, social, kb_rows, k: int) -> dict:
     gold_pool = [e for e in pool if e.kind == "gold"]
     val = [e for e in gold_pool if hash_fold("val:" + e.id, 10) == 0]
     train = [e for e in pool if not (e.kind == "gold" and hash_fold("val:" + e.id, 10) == 0)]
-    out = tempfile.mkdtemp(prefix=f"student-unseen-{k}-")
     t = time.monotonic()
-    train_student(cfg, train, val, index, out, log=lambda m: print(f"fold {k}: {m}", file=sys.stderr, flush=True))
+    if args.reuse:  # score an artifact this fold trained before, its decoding tuned again by today's code
+        out = args.reuse
+        student = StudentPredictor.load(out)
+        decoding = tune_decoding(student.model, student.featurizer, student.index, student.brands, student.cfg, val,
+                                 "cpu")
+        student.cfg.word_rule, student.cfg.span_threshold = decoding["word_rule"], decoding["span_threshold"]
+        print(f"fold {k}: decoding {decoding['word_rule']} {decoding['span_threshold']}", file=sys.stderr)
+    else:
+        out = tempfile.mkdtemp(prefix=f"student-unseen-{k}-")
+        train_student(cfg, train, val, index, out, log=lambda m: print(f"fold {k}: {m}", file=sys.stderr, flush=True))
+        student = StudentPredictor.load(out)
     seconds = time.monotonic() - t
-    student = StudentPredictor.load(out)
     known = student.known_keys()
     leaked = sorted(held_forms & known)  # a held-out name the fold still knows: the split would be unfair
     rows_ = [{"text": e.text, "brands": e.spans, "is_beauty": e.is_beauty} for e in test]
     texts = [e.text for e in test]
     platforms = [e.platform for e in test]
     result = {"fold": k, "holdout": args.holdout, "train_posts": len(train), "val": len(val),
-              "test_posts": len(test), "held_out_brands": len(held),
+              "test_posts": len(test), "held_out_brands": len(held), "held_out_sample": sorted(held)[:30],
               "held_out_names_still_known": leaked[:20], "train_seconds": round(seconds, 1),
               "student": score(rows_, student.predict(texts), known, platforms),
               "gazetteer": score(rows_, GazetteerPredictor(index).predict(texts), known, platforms)}
+    if args.reuse:
+        return result
+    if args.keep:
+        shutil.rmtree(args.keep, ignore_errors=True)
+        shutil.move(out, args.keep)
     shutil.rmtree(out, ignore_errors=True)
     return result
 
@@ -129,6 +142,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--config", default="{}", help="StudentConfig overrides as JSON")
+    parser.add_argument("--keep", default="", help="move the (last) fold's artifact here instead of deleting it")
+    parser.add_argument("--reuse", default="", help="score this fold's artifact (from --keep) instead of training")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N posts of each file (smoke runs)")
     args = parser.parse_args()
 

@@ -75,6 +75,7 @@ class StudentConfig:
     unfreeze_layers: int = 6  # "last 6 layers" = min(6, layers)
     lr_scale: float = 1.0
     head_lr_mult: float = 2.0  # heads start from scratch: they take a larger step than LoRA
+    layer_lr_mult: float = 0.1  # base weights of the unfrozen layers: pretrained, a tenth of LoRA's step
     silver_weight: float = 0.7
     augment_prob: float = 0.3  # chance that a post with mentions also gets an augmented copy per epoch
     negative_keep: float = 0.4  # share of silver posts without a mention kept per epoch (resampled each epoch)
@@ -101,7 +102,7 @@ class StudentConfig:
     # with its brands renamed (KB and lexicon names, made-up ones with `swap_invented`), the gazetteer
     # feature hidden on the new names with `swap_gaz_dropout`: the tagger must read the context.
     swap_prob: float = 0.5
-    swap_invented: float = 0.3
+    swap_invented: float = 0.1  # made-up names: more of them and ingredient lists start to look like brands
     swap_gaz_dropout: float = 0.8
     # Decoding with the KB: every gazetteer match is a span, and the model adds the spans it is sure of
     # (mean probability of its words being inside a brand >= span_threshold) where no match is. Measured on the demo val+test split

@@ -153,7 +153,7 @@ _NAME_TAILS = ["", "", "", " Beauty", " Skin", " Lab", " Cosmetics", " Studio", 
 
 
 def invented_name(rng: random.Random) -> str:
-    word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(rng.randint(1, 3)))
+    word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(rng.randint(1, 2)))
     name = word.capitalize() + rng.choice(_NAME_TAILS)
     if rng.random() < 0.15:
         name += " " + str(rng.randint(1, 99))
@@ -175,18 +175,17 @@ def swap_mentions(example: Example, rng: random.Random, pool: list[PoolName], cj
     changed = False
     chosen: dict[tuple[str, bool], PoolName | None] = {}
     for span in sorted(example.spans, key=lambda s: s["start"]):
+        if span["start"] < pos:  # overlaps the previous span: a copy cannot keep both
+            continue
         before = example.text[pos:span["start"]]
         pieces.append(before)
         out_len += len(before)
         surface = example.text[span["start"]:span["end"]]
-        new = None
-        if span["start"] >= pos:
-            # One stand-in per brand and script in a post: "@rarebeauty ... #rarebeauty" stays one brand.
-            key = (normalize(span.get("brand") or surface), bool(CJK.search(surface)))
-            if key not in chosen:
-                chosen[key] = _pick(surface, span, rng, pool, cjk_pool, invented) if rng.random() < p else None
-            if chosen[key] is not None:
-                new = _written_as(example.text, span, surface, chosen[key], rng)
+        # One stand-in per brand and script in a post: "@rarebeauty ... #rarebeauty" stays one brand.
+        key = (normalize(span.get("brand") or surface), bool(CJK.search(surface)))
+        if key not in chosen:
+            chosen[key] = _pick(surface, span, rng, pool, cjk_pool, invented) if rng.random() < p else None
+        new = _written_as(example.text, span, surface, chosen[key], rng) if chosen[key] is not None else None
         if new is None:
             pieces.append(surface)
             spans.append({**span, "start": out_len, "end": out_len + len(surface)})
@@ -199,7 +198,7 @@ def swap_mentions(example: Example, rng: random.Random, pool: list[PoolName], cj
                           "brand": name.brand, "category": name.category or span.get("category") or "other",
                           "brand_key": "", "swapped": True})
             out_len += len(written)
-        pos = max(pos, span["end"])
+        pos = span["end"]
     if not changed:
         return example
     pieces.append(example.text[pos:])
@@ -209,11 +208,26 @@ def swap_mentions(example: Example, rng: random.Random, pool: list[PoolName], cj
 def _pick(surface: str, span: dict, rng: random.Random, pool: list[PoolName], cjk_pool: list[PoolName],
           invented: float) -> PoolName | None:
     if CJK.search(surface):
-        return rng.choice(cjk_pool) if cjk_pool else None
+        same = [n for n in cjk_pool if _script(n.text) == _script(surface)]  # 兰蔻 → 花西子, not → キールス
+        if not same:
+            return None
+        if rng.random() < max(invented, 0.3):  # few real names: recombine their characters, 兰 + 诗 + 颜
+            chars = sorted({c for n in same for c in n.text if CJK.match(c)})
+            made = "".join(rng.choice(chars) for _ in range(rng.randint(2, 4)))
+            return PoolName(made, made, span.get("category") or "other")
+        return rng.choice(same)
     if pool and rng.random() >= invented:
         return rng.choice(pool)
     made = invented_name(rng)
     return PoolName(made, made, span.get("category") or "other")
+
+
+def _script(text: str) -> str:
+    if re.search("[\uac00-\ud7af]", text):
+        return "hangul"
+    if re.search("[\u3040-\u30ff]", text):
+        return "kana"
+    return "han"
 
 
 def _written_as(text: str, span: dict, surface: str, name: PoolName, rng: random.Random) -> tuple[PoolName, str] | None:
