@@ -40,7 +40,10 @@ _META_FIELDS = {"version", "active_ms", "csrfmiddlewaretoken", "focus", "gold"}
 def queue(request):
     post = queue_next(user=request.user)
     if post is None:
-        return render(request, "annotation/queue_empty.html", {"progress": progress_report()})
+        progress = progress_report()
+        if not has_role(request.user, *REVIEWERS):  # an annotator sees their own row, not their colleagues'
+            progress["annotators"] = [p for p in progress["annotators"] if p["name"] == request.user.username]
+        return render(request, "annotation/queue_empty.html", {"progress": progress})
     return redirect("editor", post_id=post.pk)
 
 

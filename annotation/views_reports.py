@@ -13,6 +13,7 @@ from annotation.reports.filters import (
 )
 from annotation.reports.page import reports_page_data_cached
 from annotation.roles import Role, role_required
+from beautybrain_app.csv_cells import with_bom
 from kb.models import Category
 
 KIND_LABELS = {"mentions": "Mentions", "brand_summary": "Brand summary", "co_mentions": "Co-mentions",
@@ -60,7 +61,7 @@ def reports_export(request, kind: str):
         lines = "".join(f"{field}: {message}\n" for field, message in exc.errors.items())
         return HttpResponse(f"Bad filter value.\n{lines}", status=400, content_type="text/plain; charset=utf-8")
     header, rows = report_table(kind, filters)
-    response = StreamingHttpResponse(csv_chunks(header, rows), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(with_bom(csv_chunks(header, rows)), content_type="text/csv; charset=utf-8")
     span = "-".join(d.strftime("%Y%m%d") for d in (filters.date_from, filters.date_to) if d)
     response["Content-Disposition"] = f'attachment; filename="beautybrain-{kind}{"-" + span if span else ""}.csv"'
     # Stop proxies buffering the whole file before the first byte reaches the analyst.

@@ -3,6 +3,8 @@ from django.urls import include, path
 
 from beautybrain_app import auth, health
 
+admin.site.login_form = auth.ThrottledAdminAuthenticationForm
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("accounts/login/", auth.ThrottledLoginView.as_view(), name="login"),

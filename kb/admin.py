@@ -6,6 +6,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 
+from beautybrain_app.csv_cells import with_bom
 from kb.linking import normalize
 from kb.models import Brand, BrandAlias, Category
 from kb.services import AliasConflict, brands_export_csv, brands_import_csv
@@ -87,7 +88,7 @@ class BrandAdmin(admin.ModelAdmin):
                                                                     "title": "Import brands from CSV"})
 
     def export_csv(self, request):
-        response = StreamingHttpResponse(brands_export_csv(), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(with_bom(brands_export_csv()), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="brands.csv"'
         return response
 

@@ -8,6 +8,7 @@ from typing import IO, Iterable
 from django.db import transaction
 from django.utils.text import slugify
 
+from beautybrain_app.csv_cells import cell_safe, cell_unescape
 from kb.linking import bump_index_version, normalize
 from kb.models import CATEGORY_SLUGS, Brand, BrandAlias, Category
 
@@ -122,6 +123,7 @@ def brands_import_csv(*, stream: IO[str]) -> BrandImportResult:
         return result
     for row in reader:
         line = reader.line_num
+        row = {k: cell_unescape(v) if isinstance(v, str) else v for k, v in row.items()}
         name = (row.get("canonical_name") or "").strip()
         slug = (row.get("category") or "").strip().lower()
         if not name:
@@ -182,8 +184,8 @@ def brands_export_csv(*, brands: Iterable[Brand] | None = None) -> Iterable[str]
         brands = Brand.objects.select_related("category").prefetch_related("aliases").order_by("canonical_name")
     for brand in brands:
         aliases = [a for a in brand.aliases.all() if a.origin != "canonical"]
-        writer.writerow([
+        writer.writerow([cell_safe(v) for v in (
             brand.canonical_name, "|".join(a.alias for a in aliases), "|".join(a.origin for a in aliases),
             brand.category.slug, "", "", int(brand.is_ambiguous), brand.parent_company, brand.country, brand.source,
-        ])
+        )])
         yield flush()

@@ -5,19 +5,9 @@ from __future__ import annotations
 import csv
 from typing import IO, Iterable, Iterator
 
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection); a leading
-# apostrophe makes it text. Only strings are escaped: the numbers we write (a negative change) stay numbers.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
+from beautybrain_app.csv_cells import FORMULA_FIRST, cell_safe
+
 FLUSH_BYTES = 64 * 1024
-
-
-def cell_safe(value):
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 class _Line:
@@ -35,7 +25,7 @@ def csv_chunks(header: list[str], rows: Iterable[list]) -> Iterator[str]:
     for row in rows:
         # cell_safe() inlined: this runs for every cell of a million-row export.
         line = writer.writerow([
-            "" if v is None else "'" + v if isinstance(v, str) and v[:1] in _FORMULA_FIRST else v for v in row
+            "" if v is None else "'" + v if isinstance(v, str) and v[:1] in FORMULA_FIRST else v for v in row
         ])
         buffer.append(line)
         size += len(line)

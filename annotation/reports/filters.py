@@ -134,14 +134,21 @@ def generation_exists(model_version: str) -> bool:
             or Prediction.objects.filter(source=STUDENT_SOURCE, model_version=model_version).exists())
 
 
+DATE_MIN, DATE_MAX = date(1990, 1, 1), date(2100, 12, 31)  # social posts; the bounds keep date arithmetic safe
+
+
 def _parse_date(value: str, field: str, errors: dict) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         errors[field] = f"{value!r} is not a date; use YYYY-MM-DD."
         return None
+    if not DATE_MIN <= parsed <= DATE_MAX:
+        errors[field] = f"{value} is outside {DATE_MIN.year}–{DATE_MAX.year}."
+        return None
+    return parsed
 
 
 def report_filters_parse(data: Mapping[str, str | None]) -> ReportFilters:

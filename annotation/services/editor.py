@@ -7,6 +7,7 @@ in `Annotation.undo_log`, so undo is just another change. Offsets are Python cod
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
@@ -230,11 +231,29 @@ def _apply(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
     return globals()[f"_op_{kind}"](annotation, op)
 
 
+MAX_ID = 2**31 - 1  # the largest id any of our tables hands out; a longer number is an error, not a query
+MAX_DISMISS_KEY = 300
+
+
 def _int(op: dict, key: str) -> int:
     try:
-        return int(op[key])
-    except (KeyError, TypeError, ValueError):
+        value = int(op[key])
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise EditError(f"{key} must be a whole number.") from None
+    if abs(value) > MAX_ID:
+        raise EditError(f"{key} is out of range.")
+    return value
+
+
+def _optional_id(op: dict, key: str) -> int | None:
+    return None if op.get(key) in (None, "") else _int(op, key)
+
+
+def _brand_id(annotation: Annotation, op: dict) -> int | None:
+    brand_id = _optional_id(op, "brand_id")
+    if brand_id is not None and brand_id not in _index(annotation).by_id and not Brand.objects.filter(pk=brand_id).exists():
+        raise EditError(f"Unknown brand {brand_id}.")
+    return brand_id
 
 
 def _span_dict(span: Span) -> dict:
@@ -244,7 +263,7 @@ def _span_dict(span: Span) -> dict:
 
 def _category_id(annotation: Annotation, op: dict) -> int | None:
     if op.get("category_id") not in (None, ""):
-        pk = int(op["category_id"])
+        pk = _int(op, "category_id")
         if pk not in annotation._editor_cat_by_pk:
             raise EditError(f"Unknown category {pk}.")
         return pk
@@ -277,7 +296,7 @@ def _op_add(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
     if overlapping:
         Span.objects.filter(pk__in=[s.pk for s in overlapping]).delete()
         spans[:] = [s for s in spans if s not in overlapping]
-    brand_id = int(op["brand_id"]) if op.get("brand_id") not in (None, "") else None
+    brand_id = _brand_id(annotation, op)
     category_id = _category_id(annotation, op)
     brand_text = (op.get("brand_text") or "")[:200]
     if brand_id is None and not brand_text and op.get("link", True):
@@ -319,7 +338,7 @@ def _op_update(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
         changed.append("category_id")
     if "brand_id" in op or "brand_text" in op:
         before["brand_id"], before["brand_text"] = span.brand_id, span.brand_text
-        span.brand_id = int(op["brand_id"]) if op.get("brand_id") not in (None, "") else None
+        span.brand_id = _brand_id(annotation, op)
         span.brand_text = (op.get("brand_text") or "")[:200] if span.brand_id is None else ""
         changed += ["brand_id", "brand_text"]
         if span.brand_id is not None and "category_id" not in changed and span.category_id is None:
@@ -346,6 +365,8 @@ def _op_flag(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
 
 def _op_dismiss(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
     key = str(op.get("key", ""))
+    if not key or len(key) > MAX_DISMISS_KEY:
+        raise EditError("That is not a suggestion of this post.")
     if key in annotation.dismissed:
         return [], ""
     annotation.dismissed = annotation.dismissed + [key]
@@ -361,7 +382,15 @@ def _op_undismiss(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
 def _op_batch(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
     """Inverse of a multi-span change: applied in order."""
     inverse: list[dict] = []
-    for sub in op.get("ops", []):
+    ops = op.get("ops", [])
+    if isinstance(ops, str):  # from a form: a JSON list
+        try:
+            ops = json.loads(ops)
+        except ValueError:
+            raise EditError("ops must be a JSON list of changes.") from None
+    if not isinstance(ops, list) or not all(isinstance(sub, dict) for sub in ops):
+        raise EditError("ops must be a JSON list of changes.")
+    for sub in ops:
         sub_inverse, _ = _apply(annotation, sub)
         inverse = sub_inverse + inverse
     return inverse, op.get("label", "changed several spans")

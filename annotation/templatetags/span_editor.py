@@ -26,3 +26,9 @@ def category_chips(context, span, categories, change_url: str):
     # Safe: every part above is escaped or an integer.
     return mark_safe("".join(f'<button type="button" class="cat{" on" if pk == on else ""}{rest}'
                              for pk, rest in chips))
+
+
+@register.filter
+def is_web_url(value) -> bool:
+    """Only http(s) addresses become links: a post's url is imported data, and `javascript:` runs on click."""
+    return isinstance(value, str) and value.lower().startswith(("http://", "https://"))

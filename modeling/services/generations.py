@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import statistics
 import time
@@ -27,6 +28,7 @@ Status = ModelGeneration.Status
 ACTIVE = {Status.QUEUED, Status.TRAINING, Status.EVALUATING}
 FINISHED = {Status.READY, Status.PROMOTED, Status.RETIRED, Status.FAILED, Status.CANCELLED}
 LOSS_HISTORY_MAX = 400
+MAX_EPOCHS = 100
 
 
 class GenerationError(Exception):
@@ -56,6 +58,8 @@ def generation_create(*, dataset_version: DatasetVersion, base_model: str = "", 
     cfg = StudentConfig.from_dict(config or {})
     cfg.backbone = base_model or cfg.backbone or _default_backbone()
     if epochs is not None:
+        if not math.isfinite(epochs) or not 0 < epochs <= MAX_EPOCHS:
+            raise GenerationError(f"Epochs must be a number above 0 and at most {MAX_EPOCHS}, got {epochs}.")
         cfg.epochs = float(epochs)
     number = (ModelGeneration.objects.select_for_update().aggregate(m=Max("number"))["m"] or 0) + 1
     generation = ModelGeneration.objects.create(

@@ -68,7 +68,7 @@ def test_batch_page_polls_while_running_and_stops_when_done(client_as):
 @pytest.mark.django_db
 def test_admin_kb_csv_export_and_import(client_as, kb):
     client = client_as("admin")
-    exported = b"".join(client.get("/admin/kb/brand/export-csv/").streaming_content).decode()
+    exported = b"".join(client.get("/admin/kb/brand/export-csv/").streaming_content).decode("utf-8-sig")
     assert exported.startswith("canonical_name,aliases,alias_origin,category")
     sk2_line = next(line for line in exported.splitlines() if line.startswith("SK-II,"))
     assert "SK2" in sk2_line.split(",")[1].split("|")

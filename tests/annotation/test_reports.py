@@ -12,10 +12,10 @@ from django.urls import reverse
 
 from annotation.models import Annotation, DatasetVersion, Post, Prediction, Span
 from annotation.reports.aggregates import BrandSummary, CoMentions, Emerging, report_table, run_pass
-from annotation.reports.csv_export import cell_safe
 from annotation.reports.filters import ReportFilterError, report_filters_parse
 from annotation.roles import Role
 from annotation.services.importing import content_hash
+from beautybrain_app.csv_cells import cell_safe
 from kb.models import Brand, Category
 from modeling.models import ModelGeneration
 
@@ -90,7 +90,7 @@ def table(kind: str, **query) -> list[dict]:
 def download(client, kind: str, **query) -> list[dict]:
     response = client.get(reverse("reports_export", args=[kind]), query)
     assert response.status_code == 200, response.content
-    body = b"".join(response.streaming_content).decode("utf-8")
+    body = b"".join(response.streaming_content).decode("utf-8-sig")  # a BOM first, for Excel
     return list(csv.DictReader(io.StringIO(body)))
 
 
@@ -303,7 +303,7 @@ def test_csv_download_streams_header_first_and_filters(world, client_as):
     assert response.streaming and response["Content-Type"] == "text/csv; charset=utf-8"
     assert 'filename="beautybrain-mentions.csv"' in response["Content-Disposition"]
     chunks = iter(response.streaming_content)
-    assert next(chunks) == b"post_id,platform,posted_at,brand,brand_linked,category,mention_text,source," \
+    assert next(chunks) == "\ufeff".encode() + b"post_id,platform,posted_at,brand,brand_linked,category,mention_text,source," \
                            b"model_version,confidence\r\n"
     rows = list(csv.reader(io.StringIO(b"".join(chunks).decode())))
     assert len(rows) == 6 and {r[1] for r in rows} == {"tiktok"}  # P1 3, P2 1, P6 2
@@ -316,7 +316,7 @@ def test_csv_header_goes_out_before_any_report_query(world, client_as):
     response = client_as(Role.ANALYST).get(reverse("reports_export", args=["brand_summary"]))
     chunks = iter(response.streaming_content)
     with CaptureQueriesContext(connection) as before_header:
-        assert next(chunks).startswith(b"bucket,category,brand,")
+        assert next(chunks).startswith("\ufeffbucket,category,brand,".encode())
     assert len(before_header) == 0
     with CaptureQueriesContext(connection) as rest:
         assert b"SK-II" in b"".join(chunks)

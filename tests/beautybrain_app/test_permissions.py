@@ -32,7 +32,7 @@ def _guarded_views():
 
 def _concrete(route: str) -> str:
     """A URL for a route pattern: ids that do not exist (the role check comes first), words for strings."""
-    route = re.sub(r"<int:\w+>", "999999", route)
+    route = re.sub(r"<(?:int|id):\w+>", "999999", route)
     route = re.sub(r"<(?:str|slug):\w+>", "x", route)
     route = re.sub(r"<\w+>", "x", route)
     return "/" + route.lstrip("^").rstrip("$")
