@@ -17,6 +17,7 @@ urlpatterns = [
     path("annotate/<id:post_id>/change/", editor.editor_change, name="editor_change"),
     path("annotate/<id:post_id>/undo/", editor.editor_undo, name="editor_undo"),
     path("annotate/<id:post_id>/submit/", editor.editor_submit, name="editor_submit"),
+    path("annotate/<id:post_id>/reopen/", editor.editor_reopen, name="editor_reopen"),
     path("annotate/help/", editor.editor_help, name="editor_help"),
     path("review/", editor.review_list, name="review_list"),
     path("review/<id:post_id>/", editor.review_detail, name="review_detail"),

@@ -19,11 +19,11 @@ from annotation.selectors import (
     agreement_report, editor_annotation, editor_state, my_history, progress_report, review_queue, review_state,
 )
 from annotation.services.editor import (
-    EditConflict, EditError, annotation_change, annotation_for_editing, annotation_submit, annotation_undo,
-    is_read_only,
+    EditConflict, EditError, annotation_change, annotation_for_editing, annotation_reopen, annotation_submit,
+    annotation_undo, can_reopen, is_read_only,
 )
 from annotation.services.queue import assignment_release, assignment_renew, queue_next
-from annotation.services.review import ReviewError, gold_accept, gold_merge
+from annotation.services.review import ReviewError, gold_accept, gold_merge, shown_parse
 from annotation.tokens import tokenize
 
 EDITORS = (Role.ANNOTATOR, Role.REVIEWER, Role.ADMIN)
@@ -85,13 +85,14 @@ def _urls(annotation: Annotation) -> dict:
     pk = annotation.post_id
     return {
         "change_url": reverse("editor_change", args=[pk]) + suffix, "undo_url": reverse("editor_undo", args=[pk]) + suffix,
-        "submit_url": reverse("editor_submit", args=[pk]) + suffix,
+        "submit_url": reverse("editor_submit", args=[pk]) + suffix, "reopen_url": reverse("editor_reopen", args=[pk]),
     }
 
 
 def _panel_context(annotation: Annotation, **extra) -> dict:
     return {
         "annotation": annotation, "post": annotation.post, "read_only": is_read_only(annotation),
+        "can_reopen": can_reopen(annotation),
         **_urls(annotation), **editor_state(annotation=annotation), **extra,
     }
 
@@ -208,6 +209,19 @@ def editor_submit(request, post_id: int):
 
 
 @role_required(*EDITORS)
+@require_POST
+def editor_reopen(request, post_id: int):
+    annotation = _editable(request, post_id)
+    try:
+        annotation = annotation_reopen(annotation=annotation, version=_version(request))
+    except EditConflict as exc:
+        return _conflict(request, exc, {"op": "reopen"})
+    except EditError as exc:
+        return _panel(request, annotation, status=422, error=str(exc))
+    return _panel(request, annotation, saved="reopened: submit again when done")
+
+
+@role_required(*EDITORS)
 def editor_help(request):
     """The keyboard shortcut overlay, loaded the first time `?` is pressed."""
     return render(request, "annotation/editor.html#help")
@@ -236,8 +250,14 @@ def review_list(request):
 @role_required(*REVIEWERS)
 def review_detail(request, post_id: int):
     post = get_object_or_404(Post, pk=post_id)
+    state = review_state(post=post)
+    # The versions this page shows (what shown_versions would read), sent back with accept or merge.
+    shown = {c["annotation"].pk: c["annotation"].version for c in state["columns"]}
+    if state["gold"] is not None:
+        shown[0] = state["gold"].version
     return render(request, "annotation/review_detail.html", {
-        "post": post, "tokens": tokenize(post.text), **review_state(post=post),
+        "post": post, "tokens": tokenize(post.text), **state,
+        "shown": ",".join(f"{k}:{v}" for k, v in sorted(shown.items())),
     })
 
 
@@ -246,7 +266,7 @@ def review_detail(request, post_id: int):
 def review_accept(request, post_id: int, annotation_id: int):
     annotation = get_object_or_404(Annotation.objects.select_related("post"), pk=annotation_id, post_id=post_id)
     try:
-        gold_accept(annotation=annotation, reviewer=request.user)
+        gold_accept(annotation=annotation, reviewer=request.user, shown=shown_parse(request.POST.get("shown", "")))
     except ReviewError as exc:
         messages.error(request, str(exc))
     else:
@@ -261,7 +281,8 @@ def review_merge(request, post_id: int):
     beauty = request.POST.get("is_beauty")
     try:
         gold_merge(post=post, reviewer=request.user, span_ids=[int(i) for i in request.POST.getlist("span") if i.isdigit()],
-                   is_beauty=None if beauty is None else beauty == "true")
+                   is_beauty=None if beauty is None else beauty == "true", shown=shown_parse(request.POST.get("shown", "")),
+                   confirm_empty=request.POST.get("confirm_empty") == "1")
     except ReviewError as exc:
         messages.error(request, str(exc))
         return redirect("review_detail", post_id=post_id)

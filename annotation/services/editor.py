@@ -59,7 +59,37 @@ def annotation_for_editing(*, user, post: Post) -> Annotation:
 
 
 def is_read_only(annotation: Annotation) -> bool:
-    return not annotation.is_gold and annotation.status in (Annotation.Status.ACCEPTED, Annotation.Status.REJECTED)
+    """Submitted work stays as the reviewer will see it until its annotator reopens it; reviewed work
+    never changes."""
+    return not annotation.is_gold and annotation.status in (
+        Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED, Annotation.Status.REJECTED)
+
+
+def can_reopen(annotation: Annotation) -> bool:
+    return not annotation.is_gold and annotation.status == Annotation.Status.SUBMITTED
+
+
+def _refuse_if_read_only(annotation: Annotation) -> None:
+    if can_reopen(annotation):
+        raise EditError("This annotation is submitted: reopen it to change it.")
+    if is_read_only(annotation):
+        raise EditError("This annotation has been reviewed and can no longer change.")
+
+
+@transaction.atomic
+def annotation_reopen(*, annotation: Annotation, version: int) -> Annotation:
+    """Back to a draft, out of the review queue until it is submitted again (a review page that showed
+    the submitted version then refuses to decide on it)."""
+    if annotation.version != version:
+        raise EditConflict(annotation, {"op": "reopen"})
+    if not can_reopen(annotation):
+        raise EditError("Only a submitted annotation that is not yet reviewed can be reopened.")
+    updated = Annotation.objects.filter(pk=annotation.pk, version=version, status=Annotation.Status.SUBMITTED).update(
+        status=Annotation.Status.DRAFT, submitted_at=None, version=version + 1, updated_at=timezone.now())
+    if not updated:
+        raise EditConflict(Annotation.objects.get(pk=annotation.pk), {"op": "reopen"})
+    annotation.refresh_from_db()
+    return annotation
 
 
 # --- applying changes -------------------------------------------------------------------------
@@ -71,8 +101,7 @@ def annotation_change(
     """Apply one change made on `version`. Raises EditConflict (stale version) or EditError."""
     if annotation.version != version:
         raise EditConflict(annotation, op)
-    if is_read_only(annotation):
-        raise EditError("This annotation has been reviewed and can no longer change.")
+    _refuse_if_read_only(annotation)
     before = (annotation.is_beauty, annotation.no_brands, annotation.dismissed)
     _load(annotation)
     try:
@@ -97,8 +126,7 @@ def annotation_change(
 def annotation_undo(*, annotation: Annotation, version: int, active_seconds: float = 0.0) -> Applied:
     if annotation.version != version:
         raise EditConflict(annotation, {"op": "undo"})
-    if is_read_only(annotation):
-        raise EditError("This annotation has been reviewed and can no longer change.")
+    _refuse_if_read_only(annotation)
     log = list(annotation.undo_log)
     if not log:
         raise EditError("Nothing to undo.")
@@ -456,8 +484,7 @@ def _op_accept_all(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
 def annotation_submit(*, annotation: Annotation, version: int, active_seconds: float = 0.0) -> Annotation:
     if annotation.version != version:
         raise EditConflict(annotation, {"op": "submit"})
-    if is_read_only(annotation):
-        raise EditError("This annotation has been reviewed and can no longer change.")
+    _refuse_if_read_only(annotation)
     spans = list(annotation.spans.all())
     if annotation.is_beauty is None:
         annotation.is_beauty = True

@@ -220,3 +220,83 @@ def test_a_reviewer_edits_the_gold_in_the_editor_and_annotators_cannot(two_annot
     body = client.post(reverse("editor_change", args=[p.pk]), {"op": "delete", "start": 3, "end": 6, "version": a.version})
     assert body.status_code == 422 and "can no longer change" in body.content.decode()
     assert Span.objects.filter(annotation=a).count() == 1
+
+
+# --- review integrity: a decision is made on what the reviewer saw ----------------------------
+
+def _shown_on_page(client, post) -> str:
+    import re
+
+    page = client.get(reverse("review_detail", args=[post.pk])).content.decode()
+    return re.search(r'name="shown" value="([^"]*)"', page).group(1)
+
+
+@pytest.mark.django_db
+def test_accept_refuses_an_annotation_reopened_and_changed_after_the_page_was_shown(two_annotations, client_as):
+    from annotation.services.editor import annotation_change, annotation_reopen, annotation_submit
+
+    p, a, b = two_annotations
+    client = client_as("reviewer")
+    shown = _shown_on_page(client, p)
+    # Meanwhile ann reopens her work, adds La Mer and submits again.
+    a = annotation_reopen(annotation=a, version=a.version)
+    applied = annotation_change(annotation=a, version=a.version, op={"op": "add", "start": 17, "end": 23})
+    annotation_submit(annotation=applied.annotation, version=applied.annotation.version)
+    response = client.post(reverse("review_accept", args=[p.pk, a.pk]), {"shown": shown}, follow=True)
+    assert "changed since you opened the page" in response.content.decode()
+    assert not Annotation.objects.filter(post=p, is_gold=True).exists()
+    # Reloaded, the same click works, on the version now shown.
+    client.post(reverse("review_accept", args=[p.pk, a.pk]), {"shown": _shown_on_page(client, p)})
+    assert sorted(Annotation.objects.get(post=p, is_gold=True).spans.values_list("text", flat=True)) == ["SK2", "la mer"]
+
+
+@pytest.mark.django_db
+def test_merge_refuses_when_another_reviewer_decided_first(two_annotations, client_as, make_user):
+    p, a, b = two_annotations
+    client = client_as("reviewer")
+    shown = _shown_on_page(client, p)
+    gold_accept(annotation=a, reviewer=make_user("reviewer"))  # a second reviewer, faster
+    span = b.spans.get(start=17)
+    response = client.post(reverse("review_merge", args=[p.pk]), {"shown": shown, "span": [span.pk], "is_beauty": "true"},
+                           follow=True)
+    assert "changed since you opened the page" in response.content.decode()
+    assert list(Annotation.objects.get(post=p, is_gold=True).spans.values_list("text", flat=True)) == ["SK2"]
+
+
+@pytest.mark.django_db
+def test_an_empty_merge_asks_for_confirmation_before_replacing_the_gold(two_annotations, client_as, make_user):
+    p, a, b = two_annotations
+    gold_accept(annotation=b, reviewer=make_user("reviewer"))
+    client = client_as("reviewer")
+    response = client.post(reverse("review_merge", args=[p.pk]), {"shown": _shown_on_page(client, p), "is_beauty": "true"},
+                           follow=True)
+    assert "No span is ticked" in response.content.decode()
+    assert Annotation.objects.get(post=p, is_gold=True).spans.count() == 2  # untouched
+    client.post(reverse("review_merge", args=[p.pk]),
+                {"shown": _shown_on_page(client, p), "is_beauty": "true", "confirm_empty": "1"})
+    gold = Annotation.objects.get(post=p, is_gold=True)
+    assert gold.spans.count() == 0 and gold.no_brands
+
+
+@pytest.mark.django_db
+def test_submitted_work_is_read_only_until_reopened(kb, client_as, settings):
+    settings.ANNOTATION_DOUBLE_SHARE = 0
+    client = client_as("annotator")
+    p = f.post(TEXT)
+    assert client.get(reverse("queue")).url == reverse("editor", args=[p.pk])
+    client.get(reverse("editor", args=[p.pk]))
+    client.post(reverse("editor_submit", args=[p.pk]), {"version": 1}, HTTP_HX_REQUEST="true")
+    a = Annotation.objects.get(post=p, annotator=client.user)
+    assert a.status == Annotation.Status.SUBMITTED
+    refused = client.post(reverse("editor_change", args=[p.pk]), {"op": "add", "start": 3, "end": 6, "version": a.version},
+                          HTTP_HX_REQUEST="true")
+    assert refused.status_code == 422 and "reopen it" in refused.content.decode()
+    assert not a.spans.exists()
+    page = client.get(reverse("editor", args=[p.pk])).content.decode()
+    assert 'id="reopen"' in page
+    client.post(reverse("editor_reopen", args=[p.pk]), {"version": a.version}, HTTP_HX_REQUEST="true")
+    a.refresh_from_db()
+    assert a.status == Annotation.Status.DRAFT and a.submitted_at is None
+    ok = client.post(reverse("editor_change", args=[p.pk]), {"op": "add", "start": 3, "end": 6, "version": a.version},
+                     HTTP_HX_REQUEST="true")
+    assert ok.status_code == 200 and a.spans.get().text == "SK2"
