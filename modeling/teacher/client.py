@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import httpx
+import httpx2
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -70,6 +71,11 @@ post is about their beauty products. reasoning: one or two short sentences.
 
 def build_prompt(text: str) -> str:
     return PROMPT_TEMPLATE.format(categories=", ".join(CATEGORIES), post_open=POST_OPEN, post_close=POST_CLOSE, text=text)
+
+
+# google-genai sends through httpx2 (its own fork) in the releases we pin, httpx in older ones: a refused
+# connection or a dropped one is an error reply for this post, never an exception that ends the run.
+NETWORK_ERRORS = (httpx2.HTTPError, httpx.HTTPError, OSError)
 
 
 class TeacherUnavailable(RuntimeError):
@@ -176,7 +182,7 @@ class TeacherClient:
                 status="error", reason=f"HTTP {exc.code}: {exc.message or exc.status}"[:500], raw=str(exc)[:4000],
                 latency_ms=_ms(started), attempts=self._local.requests, model_version=self.config.model,
             )
-        except (httpx.HTTPError, OSError) as exc:
+        except NETWORK_ERRORS as exc:
             return TeacherReply(
                 status="error", reason=f"{type(exc).__name__}: {exc}"[:500], latency_ms=_ms(started),
                 attempts=self._local.requests, model_version=self.config.model,

@@ -70,3 +70,34 @@ def test_command_replays_stored_answers_by_post_text():
         proc.terminate()
         proc.wait(timeout=20)
         proc.stdout.close()
+
+
+def test_a_refused_or_dropped_connection_is_an_error_reply_not_an_exception():
+    """The SDK raises httpx2's errors (not httpx's): each must become status=error for that post."""
+    import threading
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    refused_port = closed.getsockname()[1]
+    closed.close()
+    dropper = socket.socket()
+    dropper.bind(("127.0.0.1", 0))
+    dropper.listen(8)
+
+    def drop_every_connection():
+        while True:
+            try:
+                conn, _ = dropper.accept()
+            except OSError:
+                return
+            conn.recv(1024)
+            conn.close()
+
+    threading.Thread(target=drop_every_connection, daemon=True).start()
+    try:
+        for port, kinds in ((refused_port, ("ConnectError",)), (dropper.getsockname()[1], ("RemoteProtocolError", "ReadError"))):
+            reply = client(f"http://127.0.0.1:{port}").label("my SK2 essence")
+            assert reply.status == "error" and reply.answer is None
+            assert any(kind in reply.reason for kind in kinds), reply.reason
+    finally:
+        dropper.close()
