@@ -174,7 +174,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _default_results = f"file://{VAR_DIR / 'celery-results'}"
     (VAR_DIR / "celery-results").mkdir(exist_ok=True)
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    # Redis redelivers a message not acked within the visibility timeout (1 h by default) to another
+    # worker, even while the first still runs it: longer than any training. A dead worker's message comes
+    # back when its worker restarts (unacked) or after this; GenerationLease guards the overlap.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=12 * 3600)}
     _default_results = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "disabled"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=_default_results)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -192,6 +195,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A gpu worker renews its lease on the generation it trains every quarter of this; a dead one's lapses.
+GPU_LEASE_SECONDS = env.int("GPU_LEASE_SECONDS", default=120)
 
 # --- Teacher (Gemini) --------------------------------------------------------------------
 GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")

@@ -33,6 +33,10 @@ class ModelGeneration(models.Model):
     export_metrics = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
     task_id = models.CharField(max_length=64, blank=True)
+    # The worker training this generation (host:pid) and until when its heartbeat holds the row: a
+    # redelivered message waits for the lease to lapse instead of training the same folder twice.
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)

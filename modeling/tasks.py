@@ -8,6 +8,7 @@ gazetteer is cheap CPU work on `default`.
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from modeling.services.prelabel import prelabel_chunk_or_fail
 # Imported here so a prefork worker loads the SDK once, before forking, not in every child's first task.
@@ -29,13 +30,19 @@ def student_label_chunk(run_id: int, post_ids: list[int]) -> dict:
     return prelabel_chunk_or_fail(run_id=run_id, post_ids=post_ids)
 
 
-@shared_task(name="modeling.tasks.gpu_train_generation", acks_late=True, reject_on_worker_lost=True)
-def gpu_train_generation(generation_id: int) -> str:
+@shared_task(name="modeling.tasks.gpu_train_generation", acks_late=True, reject_on_worker_lost=True, bind=True,
+             max_retries=None)
+def gpu_train_generation(self, generation_id: int) -> str:
     """Train, evaluate and record one generation. A worker killed mid-run leaves the message unacked, so
-    it is redelivered and the run resumes from the generation's last checkpoint."""
-    from modeling.services.generations import generation_train
+    it is redelivered and the run resumes from the generation's last checkpoint. While another worker's
+    lease on the generation is fresh (it still runs, or died less than a lease ago) the task waits a
+    lease and asks again, so the same generation never trains twice at once."""
+    from modeling.services.generations import LEASED, generation_train
 
-    return generation_train(generation_id=generation_id)
+    outcome = generation_train(generation_id=generation_id)
+    if outcome == LEASED:
+        raise self.retry(countdown=settings.GPU_LEASE_SECONDS)
+    return outcome
 
 
 @shared_task(name="modeling.tasks.gpu_export_generation", acks_late=True, reject_on_worker_lost=True)

@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import socket
+import threading
 import shutil
 import statistics
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -192,24 +196,85 @@ def _student_index():
 
 
 # -- training (called by the gpu task) -----------------------------------------------------------
+LEASED = "leased"  # generation_train's answer when another live worker holds the generation
+
+
+def lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _lease_held_elsewhere(generation: ModelGeneration, owner: str) -> bool:
+    return bool(generation.lease_owner and generation.lease_owner != owner and generation.lease_until
+                and generation.lease_until > timezone.now())
+
+
+class GenerationLease:
+    """Holds `lease_until` a lease length ahead while the work runs (a heartbeat thread), and lets go
+    at the end. A worker that dies stops beating: the lease lapses and a redelivered message takes over."""
+
+    def __init__(self, generation_id: int, owner: str):
+        self.generation_id, self.owner = generation_id, owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"lease-gen{generation_id}")
+
+    def _renew(self) -> None:
+        until = timezone.now() + timedelta(seconds=settings.GPU_LEASE_SECONDS)
+        ModelGeneration.objects.filter(pk=self.generation_id, lease_owner=self.owner).update(lease_until=until)
+
+    def _beat(self) -> None:
+        from django.db import connection as thread_connection
+
+        try:
+            while not self._stop.wait(max(1.0, settings.GPU_LEASE_SECONDS / 4)):
+                try:
+                    self._renew()
+                except Exception:  # noqa: BLE001 - a missed beat is retried; the lease is 4 beats long
+                    log.warning("gen lease renewal failed", exc_info=True)
+        finally:
+            thread_connection.close()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        ModelGeneration.objects.filter(pk=self.generation_id, lease_owner=self.owner).update(lease_owner="",
+                                                                                           lease_until=None)
+        return False
+
+
 def generation_train(*, generation_id: int) -> str:
-    """Idempotent: a finished generation returns at once; a run resumes from its last checkpoint."""
-    import torch
-
-    from modeling.student.config import StudentConfig
-    from modeling.student.train import Cancelled, train_student
-
+    """Idempotent: a finished generation returns at once; a run resumes from its last checkpoint; a
+    generation another live worker is training (its lease is fresh) is left alone (LEASED)."""
+    owner = lease_owner()
     with transaction.atomic():
         generation = ModelGeneration.objects.select_for_update().get(pk=generation_id)
         if generation.status in FINISHED:
             return generation.status
+        if _lease_held_elsewhere(generation, owner):
+            return LEASED
         if generation.cancel_requested:
             _finish(generation, Status.CANCELLED)
             return Status.CANCELLED
         generation.status = Status.TRAINING
         generation.started_at = generation.started_at or timezone.now()
         generation.error = ""
-        generation.save(update_fields=["status", "started_at", "error"])
+        generation.lease_owner = owner
+        generation.lease_until = timezone.now() + timedelta(seconds=settings.GPU_LEASE_SECONDS)
+        generation.save(update_fields=["status", "started_at", "error", "lease_owner", "lease_until"])
+    with GenerationLease(generation_id, owner):
+        return _generation_train_leased(generation)
+
+
+def _generation_train_leased(generation: ModelGeneration) -> str:
+    import torch
+
+    from modeling.student.config import StudentConfig
+    from modeling.student.train import Cancelled, train_student
+
+    generation_id = generation.pk
     cfg = StudentConfig.from_dict(generation.config)
     cfg.device = settings.TORCH_DEVICE
     cfg.threads = int(settings.TORCH_THREADS)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation.models import Post
 from annotation.roles import Role
@@ -174,7 +175,7 @@ def test_a_killed_training_process_leaves_a_resumable_generation(kb, tiny_backbo
     version = _dataset(teacher_posts=2)
     generation = svc.generation_create(dataset_version=version, base_model=tiny_backbone, epochs=40,
                                        config={**TINY, "batch_size": 4}, enqueue=False)
-    env = {**_worker_env(), "MODELS_DIR": str(settings.MODELS_DIR)}
+    env = {**_worker_env(), "MODELS_DIR": str(settings.MODELS_DIR), "GPU_LEASE_SECONDS": "4"}
     proc = subprocess.Popen([sys.executable, "manage.py", "train_generation", "--resume", str(generation.number),
                              "--sync"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = Path(generation.artifact_path) / "checkpoint.pt"
@@ -190,8 +191,39 @@ def test_a_killed_training_process_leaves_a_resumable_generation(kb, tiny_backbo
         proc.wait()
     generation.refresh_from_db()
     assert generation.status == "training" and 0 < generation.step < generation.total_steps
+    # The dead process's lease is still fresh: a redelivered task must not train beside it...
+    assert generation.lease_owner.endswith(f":{proc.pid}")
+    settings.GPU_LEASE_SECONDS = 4
+    assert svc.generation_train(generation_id=generation.pk) == svc.LEASED
+    # ...and takes over once it lapses (no heartbeat from a dead worker).
+    while ModelGeneration.objects.filter(pk=generation.pk, lease_until__gt=timezone.now()).exists():
+        time.sleep(0.5)
     assert svc.generation_train(generation_id=generation.pk) == "ready"
     generation.refresh_from_db()
     assert generation.status == "ready" and generation.step == generation.total_steps
     summary = json.loads((Path(generation.artifact_path) / "training.json").read_text())
     assert summary["resumed_from"] > 0 and summary["resumed_from"] % 2 == 0  # a checkpoint (every 2 steps), not step 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_generation_another_live_worker_holds_is_left_alone_and_its_heartbeat_keeps_the_lease(kb, settings):
+    from datetime import timedelta
+
+    from annotation.models import DatasetVersion
+
+    version = DatasetVersion.objects.create(number=7, status=DatasetVersion.Status.FROZEN)
+    generation = ModelGeneration.objects.create(number=1, dataset_version=version, base_model="x",
+                                                status="training", lease_owner="other-host:4242",
+                                                lease_until=timezone.now() + timedelta(seconds=60))
+    assert svc.generation_train(generation_id=generation.pk) == svc.LEASED
+    generation.refresh_from_db()
+    assert generation.status == "training" and generation.lease_owner == "other-host:4242"  # untouched
+    # A lease held by this process beats while the work runs and is let go at the end.
+    settings.GPU_LEASE_SECONDS = 4  # a beat every second
+    ModelGeneration.objects.filter(pk=generation.pk).update(lease_owner=svc.lease_owner(), lease_until=timezone.now())
+    with svc.GenerationLease(generation.pk, svc.lease_owner()):
+        time.sleep(1.6)
+        generation.refresh_from_db()
+        assert generation.lease_until > timezone.now() + timedelta(seconds=2)
+    generation.refresh_from_db()
+    assert generation.lease_owner == "" and generation.lease_until is None
