@@ -15,19 +15,19 @@ from modeling.services.prelabel import prelabel_chunk_or_fail
 from modeling.teacher import client as _teacher_client  # noqa: F401
 
 
-@shared_task(name="modeling.tasks.teacher_label_chunk", acks_late=True)
-def teacher_label_chunk(run_id: int, post_ids: list[int]) -> dict:
-    return prelabel_chunk_or_fail(run_id=run_id, post_ids=post_ids)
+@shared_task(name="modeling.tasks.teacher_label_chunk", acks_late=True, bind=True)
+def teacher_label_chunk(self, run_id: int, post_ids: list[int]) -> dict:
+    return prelabel_chunk_or_fail(run_id=run_id, post_ids=post_ids, owner=self.request.id or "")
 
 
-@shared_task(name="modeling.tasks.gazetteer_label_chunk", acks_late=True)
-def gazetteer_label_chunk(run_id: int, post_ids: list[int]) -> dict:
-    return prelabel_chunk_or_fail(run_id=run_id, post_ids=post_ids)
+@shared_task(name="modeling.tasks.gazetteer_label_chunk", acks_late=True, bind=True)
+def gazetteer_label_chunk(self, run_id: int, post_ids: list[int]) -> dict:
+    return prelabel_chunk_or_fail(run_id=run_id, post_ids=post_ids, owner=self.request.id or "")
 
 
-@shared_task(name="modeling.tasks.student_label_chunk", acks_late=True)
-def student_label_chunk(run_id: int, post_ids: list[int]) -> dict:
-    return prelabel_chunk_or_fail(run_id=run_id, post_ids=post_ids)
+@shared_task(name="modeling.tasks.student_label_chunk", acks_late=True, bind=True)
+def student_label_chunk(self, run_id: int, post_ids: list[int]) -> dict:
+    return prelabel_chunk_or_fail(run_id=run_id, post_ids=post_ids, owner=self.request.id or "")
 
 
 @shared_task(name="modeling.tasks.gpu_train_generation", acks_late=True, reject_on_worker_lost=True, bind=True,

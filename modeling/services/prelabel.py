@@ -232,17 +232,19 @@ def prelabel_run_start(*, source: str, posts=None, only_unlabelled=False, limit=
     return run
 
 
-def prelabel_chunk_or_fail(*, run_id: int, post_ids: list[int]) -> dict:
+def prelabel_chunk_or_fail(*, run_id: int, post_ids: list[int], owner: str = "") -> dict:
     """`prelabel_chunk`, recording an unexpected error on the run (then raising it) so no run stays 'running'."""
     try:
-        return prelabel_chunk(run_id=run_id, post_ids=post_ids)
+        return prelabel_chunk(run_id=run_id, post_ids=post_ids, owner=owner)
     except Exception as exc:
         prelabel_run_stop(run_id=run_id, status=PrelabelRun.Status.FAILED, message=f"{type(exc).__name__}: {exc}")
         raise
 
 
-def prelabel_chunk(*, run_id: int, post_ids: list[int]) -> dict:
-    """Label `post_ids` for the run's source; safe to run twice or concurrently (unique key + claims)."""
+def prelabel_chunk(*, run_id: int, post_ids: list[int], owner: str = "") -> dict:
+    """Label `post_ids` for the run's source; safe to run twice or concurrently (unique key + claims).
+    `owner` (the Celery task id) marks this chunk's claims: the same message redelivered after its worker
+    died takes its own claims back at once instead of skipping posts nobody labels."""
     run = PrelabelRun.objects.get(pk=run_id)
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     if run.status in (PrelabelRun.Status.STOPPED, PrelabelRun.Status.FAILED):
@@ -262,8 +264,10 @@ def prelabel_chunk(*, run_id: int, post_ids: list[int]) -> dict:
     gone = len(set(post_ids) - {p.pk for p in posts})  # deleted since the run was made
     if gone:
         _run_add(run_id, {"skipped": gone})
-    label = _label_claiming if source.claims_posts else _label_batch
-    counts = label(run_id, source, posts)
+    if source.claims_posts:
+        counts = _label_claiming(run_id, source, posts, owner)
+    else:
+        counts = _label_batch(run_id, source, posts)
     counts["skipped"] += gone
     if counts["ok"] or counts["failed"]:
         from annotation.services.queue import post_priority_refresh
@@ -304,7 +308,7 @@ def _create_once(post: Post, key: dict, fields: dict) -> bool:
         return False
 
 
-def _label_claiming(run_id: int, source: Source, posts: list[Post]) -> dict:
+def _label_claiming(run_id: int, source: Source, posts: list[Post], owner: str = "") -> dict:
     """Post by post, the budget checked before each call; the run's counters move once per chunk."""
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     if PrelabelRun.objects.filter(pk=run_id, status=PrelabelRun.Status.STOPPED).exists():
@@ -319,7 +323,7 @@ def _label_claiming(run_id: int, source: Source, posts: list[Post]) -> dict:
             except BudgetExhausted as exc:
                 prelabel_run_stop(run_id=run_id, status=PrelabelRun.Status.STOPPED, message=str(exc))
                 break
-            claim = prediction_claim(post=post, source=source)
+            claim = prediction_claim(post=post, source=source, owner=owner)
             if claim is None:
                 counts["skipped"] += 1
                 continue
@@ -332,24 +336,31 @@ def _label_claiming(run_id: int, source: Source, posts: list[Post]) -> dict:
     return counts
 
 
-def prediction_claim(*, post: Post, source: Source) -> Prediction | None:
-    """Take `post` for a paid call, or None when it is finished or another worker is on it."""
+def claim_reason(owner: str = "") -> str:
+    return f"{CLAIM_REASON} {owner}"[:200].strip()
+
+
+def prediction_claim(*, post: Post, source: Source, owner: str = "") -> Prediction | None:
+    """Take `post` for a paid call, or None when it is finished or another worker is on it. A claim
+    by the same `owner` (this task, redelivered) is taken back whatever its age."""
     key = {"post": post, "source": source.name, "model_version": source.model_version,
            "prompt_version": source.prompt_version}
+    mine = claim_reason(owner)
     try:
         with transaction.atomic():  # the usual case, a post never tried: one INSERT claims it
-            return Prediction.objects.create(**key, status=Prediction.Status.ERROR, status_reason=CLAIM_REASON)
+            return Prediction.objects.create(**key, status=Prediction.Status.ERROR, status_reason=mine)
     except IntegrityError:
         pred = Prediction.objects.filter(**key).first()
     if pred is None:
         return None
     if pred.status != Prediction.Status.ERROR:
         return None
-    if pred.status_reason == CLAIM_REASON and pred.updated_at > timezone.now() - CLAIM_TTL:
+    claimed = pred.status_reason.startswith(CLAIM_REASON)
+    if claimed and not (owner and pred.status_reason == mine) and pred.updated_at > timezone.now() - CLAIM_TTL:
         return None
-    # A recorded error (retryable) or a stale claim: compare-and-swap on updated_at, so one worker wins.
+    # A recorded error (retryable), a stale claim or our own: compare-and-swap on updated_at, so one worker wins.
     taken = Prediction.objects.filter(pk=pred.pk, status=Prediction.Status.ERROR, updated_at=pred.updated_at).update(
-        status_reason=CLAIM_REASON, updated_at=timezone.now())
+        status_reason=mine, updated_at=timezone.now())
     return pred if taken else None
 
 

@@ -171,3 +171,22 @@ def test_teacher_calls_go_through_the_shared_rate_limit(small_kb, fake_gemini, s
     assert run.ok == 5
     assert time.time() - started >= 0.95  # five calls, four intervals of 1/4 s at least
     assert float(slot.read_text()) - started >= 5 / 4 - 0.05  # the shared slot moved on once per call
+
+
+@pytest.mark.django_db
+def test_a_redelivered_chunk_takes_back_its_own_claims_and_leaves_other_workers_alone(small_kb, fake_gemini):
+    """A worker killed mid-call leaves its post claimed. The same message redelivered (same task id) labels
+    it at once; a different task skips a fresh claim that is not its own, as before."""
+    from modeling.services.prelabel import claim_reason, get_source, prediction_claim, prelabel_chunk, prelabel_run_create
+
+    mine, theirs = make_posts("OPI one", "la mer two")
+    run, ids = prelabel_run_create(source="teacher")
+    source = get_source("teacher")
+    assert prediction_claim(post=mine, source=source, owner="task-1") is not None  # then the worker died
+    assert prediction_claim(post=theirs, source=source, owner="task-9") is not None  # a live worker on it
+    assert Prediction.objects.get(post=mine).status_reason == claim_reason("task-1")
+    counts = prelabel_chunk(run_id=run.pk, post_ids=[mine.pk, theirs.pk], owner="task-1")
+    assert counts == {"ok": 1, "failed": 0, "skipped": 1}
+    assert Prediction.objects.get(post=mine).status == "ok"
+    assert Prediction.objects.get(post=theirs).status == "error"  # still task-9's, not called twice
+    assert fake_gemini.stats()["requests"] == 1
