@@ -1,0 +1,94 @@
+"""kill -9 a real Celery worker's pool process mid-task, on PostgreSQL + Redis, and check the end state:
+every post labelled exactly once, the generation trained once and finished, nothing left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from annotation.models import Post, Prediction
+from annotation.services.importing import content_hash
+from modeling.models import ModelGeneration, PrelabelRun
+from modeling.services.prelabel import prelabel_run_create
+from modeling.tasks import teacher_label_chunk
+from tests.modeling.fake_gemini import fake_gemini, small_kb  # noqa: F401 - fixtures
+
+pytestmark = [pytest.mark.pg, pytest.mark.crash, pytest.mark.django_db(transaction=True)]
+
+
+def wait_until(predicate, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def busy_child(worker) -> psutil.Process:
+    """The pool process running a task: the one whose CPU time moves, else any child."""
+    children = psutil.Process(worker.pid).children()
+    assert children, "the worker has no pool processes"
+    return max(children, key=lambda c: sum(c.cpu_times()[:2]))
+
+
+@pytest.fixture
+def short_lease(monkeypatch):
+    monkeypatch.setenv("GPU_LEASE_SECONDS", "4")  # the worker inherits it: a dead child's lease lapses fast
+
+
+@pytest.mark.parametrize("celery_worker_process", [1], indirect=True)
+def test_pool_child_killed_mid_prelabel_every_post_labelled_once(small_kb, fake_gemini, celery_worker_process):
+    fake_gemini.latency_ms = 250
+    posts = [Post.objects.create(platform="test", text=f"OPI and La Mer #{i}", content_hash=content_hash(f"crash {i}"))
+             for i in range(12)]
+    run, ids = prelabel_run_create(source="teacher")
+    for i in range(0, 12, 6):
+        teacher_label_chunk.delay(run.pk, ids[i:i + 6])
+    wait_until(lambda: fake_gemini.stats()["requests"] >= 3, 60, "the first teacher calls")
+    victim = psutil.Process(celery_worker_process.pid).children()[0]
+    os.kill(victim.pid, signal.SIGKILL)  # mid-call: its post stays claimed
+    run = wait_until(lambda: PrelabelRun.objects.filter(pk=run.pk, status="done").first(), 120, "the run to finish")
+    preds = Prediction.objects.filter(source="teacher")
+    assert preds.count() == len(posts) and set(preds.values_list("status", flat=True)) == {"ok"}
+    assert sorted(preds.values_list("post_id", flat=True)) == sorted(p.pk for p in posts)
+    assert run.done == run.total == 12 and run.ok + run.skipped == 12
+    # At most the one call in flight when the child died is paid twice.
+    assert 12 <= fake_gemini.stats()["requests"] <= 13
+
+
+@pytest.mark.parametrize("celery_worker_process", [1], indirect=True)
+def test_pool_child_killed_mid_training_the_generation_trains_once_and_finishes(kb, short_lease, celery_worker_process,
+                                                                               settings, tmp_path):
+    from pathlib import Path
+
+    from modeling.services import generations as svc
+    from tests.modeling.student_factories import build_tiny_qwen2
+    from tests.modeling.test_generations import TINY, _dataset
+
+    backbone = str(build_tiny_qwen2(tmp_path / "tiny"))
+    version = _dataset(teacher_posts=2)
+    generation = svc.generation_create(dataset_version=version, base_model=backbone, epochs=40,
+                                       config={**TINY, "batch_size": 4}, enqueue=False)
+    from modeling.tasks import gpu_train_generation
+
+    gpu_train_generation.delay(generation.pk)
+    checkpoint = Path(generation.artifact_path) / "checkpoint.pt"
+    wait_until(checkpoint.exists, 120, "the first checkpoint")
+    first = ModelGeneration.objects.get(pk=generation.pk)
+    assert first.status == "training" and first.lease_owner
+    os.kill(busy_child(celery_worker_process).pid, signal.SIGKILL)
+    done = wait_until(lambda: ModelGeneration.objects.filter(pk=generation.pk, status__in=["ready", "promoted", "failed"])
+                      .first(), 300, "the generation to finish")
+    assert done.status != "failed", done.error
+    assert done.lease_owner != first.lease_owner or done.lease_owner == ""  # another process finished it
+    assert done.step == done.total_steps and done.lease_until is None
+    import json
+
+    summary = json.loads((Path(done.artifact_path) / "training.json").read_text())
+    assert summary["resumed_from"] > 0  # continued from the checkpoint, not trained twice from scratch
