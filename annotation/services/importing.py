@@ -181,6 +181,9 @@ def _iter_jsonl(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int
         except json.JSONDecodeError as exc:
             yield line_no, RowError(f"invalid JSON: {exc.msg} (column {exc.colno})"), position
             continue
+        except RecursionError:  # the decoder recurses once per nesting level: `[[[[...]]]]` exhausts the stack
+            yield line_no, RowError("invalid JSON: nested too deeply"), position
+            continue
         try:
             yield line_no, _parse_obj(obj, line_no), position
         except RowError as exc:

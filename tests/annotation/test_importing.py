@@ -142,3 +142,11 @@ def test_brand_import_is_idempotent_and_reports_bad_rows(tmp_path):
     second = brands_import_csv(stream=io.StringIO(csv_text))
     assert (second.brands_created, second.aliases_created) == (0, 0)
     assert (Brand.objects.count(), BrandAlias.objects.count()) == counts
+
+
+@pytest.mark.django_db
+def test_a_too_deeply_nested_json_line_is_a_row_error(tmp_path):
+    lines = [json.dumps({"text": "first"}), "[" * 100_000 + "]" * 100_000, json.dumps({"text": "third"})]
+    batch = import_file(path=_write(tmp_path, "deep.jsonl", lines))
+    assert (batch.status, batch.posts_created) == ("done", 2)
+    assert batch.errors == [{"line": 2, "error": "invalid JSON: nested too deeply"}]
