@@ -232,7 +232,10 @@ def _parse_obj(obj: object, line_no: int) -> ParsedRow:
         raise RowError("missing or empty 'text'")
     posted_at = None
     if obj.get("posted_at"):
-        posted_at = parse_datetime(str(obj["posted_at"]))
+        try:
+            posted_at = parse_datetime(str(obj["posted_at"]))
+        except ValueError as exc:  # well formed, but no such day or hour: 2024-02-30T10:00
+            raise RowError(f"posted_at {obj['posted_at']!r} is not a valid date-time: {exc}") from None
         if posted_at is None:
             raise RowError(f"posted_at {obj['posted_at']!r} is not an ISO 8601 date-time")
         if timezone.is_naive(posted_at):

@@ -150,3 +150,15 @@ def test_a_too_deeply_nested_json_line_is_a_row_error(tmp_path):
     batch = import_file(path=_write(tmp_path, "deep.jsonl", lines))
     assert (batch.status, batch.posts_created) == ("done", 2)
     assert batch.errors == [{"line": 2, "error": "invalid JSON: nested too deeply"}]
+
+
+@pytest.mark.django_db
+def test_an_impossible_date_is_a_row_error(tmp_path):
+    lines = [
+        json.dumps({"text": "first", "posted_at": "2024-02-30T10:00:00Z"}),
+        json.dumps({"text": "second", "posted_at": "2024-02-30"}),
+        json.dumps({"text": "third", "posted_at": "2024-02-29T10:00:00Z"}),
+    ]
+    batch = import_file(path=_write(tmp_path, "dates.jsonl", lines))
+    assert (batch.status, batch.posts_created, [e["line"] for e in batch.errors]) == ("done", 1, [1, 2])
+    assert batch.errors[0]["error"] == "posted_at '2024-02-30T10:00:00Z' is not a valid date-time: day is out of range for month"
