@@ -282,7 +282,10 @@ def _parse_span(span: object, text: str, i: int) -> dict:
     category = span.get("category")
     if category is not None and not isinstance(category, str):
         raise RowError(f"brands[{i}]: category must be a string")
-    return {"start": start, "end": end, "text": written, "brand": span.get("brand") or "",
+    brand = span.get("brand")
+    if brand is not None and not isinstance(brand, str):
+        raise RowError(f"brands[{i}]: brand must be a string")
+    return {"start": start, "end": end, "text": written, "brand": brand or "",
             "category": (category or "").lower()}
 
 

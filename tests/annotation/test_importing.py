@@ -162,3 +162,16 @@ def test_an_impossible_date_is_a_row_error(tmp_path):
     batch = import_file(path=_write(tmp_path, "dates.jsonl", lines))
     assert (batch.status, batch.posts_created, [e["line"] for e in batch.errors]) == ("done", 1, [1, 2])
     assert batch.errors[0]["error"] == "posted_at '2024-02-30T10:00:00Z' is not a valid date-time: day is out of range for month"
+
+
+@pytest.mark.django_db
+def test_a_brand_that_is_not_a_string_is_a_row_error(kb, tmp_path):
+    def row(text, brand):
+        return json.dumps({"text": text, "brands": [{"start": 0, "end": 6, "brand": brand}]})
+
+    lines = [row("la mer one", "La Mer"), row("la mer two", 5), row("la mer six", {"name": "La Mer"}),
+             row("la mer ten", None)]
+    batch = import_file(path=_write(tmp_path, "brands.jsonl", lines))
+    assert (batch.status, [e["line"] for e in batch.errors]) == ("done", [2, 3])
+    assert batch.errors[0]["error"] == "brands[0]: brand must be a string"
+    assert (batch.posts_created, batch.spans_created) == (2, 2) == (Post.objects.count(), Span.objects.count())
