@@ -95,9 +95,9 @@ def import_batch_run(*, batch: ImportBatch, delete_file: bool = False) -> Import
                 else:
                     chunk.append(row_or_error)
                 if len(chunk) >= CHUNK_ROWS:
-                    _store_chunk(batch, chunk, categories, gold_author)
+                    _store_chunk_counted(batch, chunk, categories, gold_author)
                     chunk = []
-            _store_chunk(batch, chunk, categories, gold_author)
+            _store_chunk_counted(batch, chunk, categories, gold_author)
     except Exception as exc:  # a broken file or database: the batch says so, nothing is half-reported
         log.exception("import failed", extra={"batch": batch.pk})
         batch.status = ImportBatch.Status.FAILED
@@ -150,15 +150,24 @@ def import_objects(*, objects: Sequence[object], label: str, user=None, match_ex
 def _store_chunk_once_more_on_conflict(batch, rows, categories, gold_author, match_external_id) -> None:
     """A client retrying a request that is still running sends the same posts twice at once: the loser's
     insert hits the unique content hash (or one gold per post); its chunk rolled back, it reads again."""
+    try:
+        _store_chunk_counted(batch, rows, categories, gold_author, match_external_id=match_external_id)
+    except IntegrityError:
+        _store_chunk_counted(batch, rows, categories, gold_author, match_external_id=match_external_id)
+
+
+def _store_chunk_counted(batch, rows, categories, gold_author, *, match_external_id: bool = False) -> None:
+    """A chunk whose transaction rolls back takes its counts and errors with it: the batch counts only
+    what is in the database."""
     counters = ("posts_created", "posts_duplicate", "gold_created", "spans_created", "error_count")
     saved = {name: getattr(batch, name) for name in counters}, list(batch.errors)
     try:
         _store_chunk(batch, rows, categories, gold_author, match_external_id=match_external_id)
-    except IntegrityError:
+    except Exception:
         for name, value in saved[0].items():
             setattr(batch, name, value)
         batch.errors = saved[1]
-        _store_chunk(batch, rows, categories, gold_author, match_external_id=match_external_id)
+        raise
 
 
 def _record_error(batch: ImportBatch, line: int, message: str) -> None:

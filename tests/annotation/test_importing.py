@@ -175,3 +175,23 @@ def test_a_brand_that_is_not_a_string_is_a_row_error(kb, tmp_path):
     assert (batch.status, [e["line"] for e in batch.errors]) == ("done", [2, 3])
     assert batch.errors[0]["error"] == "brands[0]: brand must be a string"
     assert (batch.posts_created, batch.spans_created) == (2, 2) == (Post.objects.count(), Span.objects.count())
+
+
+@pytest.mark.django_db
+def test_counters_count_only_what_a_failed_batch_really_stored(tmp_path, monkeypatch):
+    from annotation.services import importing
+
+    real = importing._store_gold
+
+    def fail_on_the_last_row(batch, post, row, *args):
+        real(batch, post, row, *args)
+        if row.line == 4:
+            raise RuntimeError("database went away")
+
+    monkeypatch.setattr(importing, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(importing, "_store_gold", fail_on_the_last_row)
+    lines = [json.dumps({"text": f"post {i}", "is_beauty": True}) for i in range(1, 5)]
+    batch = import_file(path=_write(tmp_path, "fails.jsonl", lines))
+    batch.refresh_from_db()
+    assert (batch.status, batch.failure) == ("failed", "RuntimeError: database went away")
+    assert (batch.posts_created, batch.gold_created) == (2, 2) == (Post.objects.count(), Annotation.objects.count())
