@@ -200,7 +200,9 @@ def _iter_jsonl(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int
 
 
 def _iter_csv(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int]]:
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    # A byte that is not UTF-8 spoils only its own row: decoding stops at nothing (it would lose the whole
+    # read-ahead buffer), the byte travels as a surrogate escape, and its row reports it.
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.DictReader(text)
     if not reader.fieldnames or "text" not in reader.fieldnames:
         yield 1, RowError("CSV header must have a 'text' column"), 0
@@ -211,12 +213,15 @@ def _iter_csv(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int]]
             row = next(reader)
         except StopIteration:
             return
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             yield reader.line_num, RowError(f"unreadable CSV row: {exc}"), raw.tell()
             return
         line_no, last_line = last_line + 1, reader.line_num
         if None in row:
             yield line_no, RowError("more fields than the header"), raw.tell()
+            continue
+        if not _is_utf8(row.values()):
+            yield line_no, RowError("not UTF-8"), raw.tell()
             continue
         obj = {k: v for k, v in row.items() if v not in (None, "")}
         for key in ("brands", "is_beauty"):  # CSV carries labels as JSON text
@@ -231,6 +236,14 @@ def _iter_csv(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int]]
                 yield line_no, _parse_obj(obj, line_no), raw.tell()
             except RowError as exc:
                 yield line_no, exc, raw.tell()
+
+
+def _is_utf8(values) -> bool:
+    try:
+        "".join(v for v in values if v).encode("utf-8")
+    except UnicodeEncodeError:  # a surrogate escape: a byte that was not UTF-8
+        return False
+    return True
 
 
 def _parse_obj(obj: object, line_no: int) -> ParsedRow:

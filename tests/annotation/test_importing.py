@@ -195,3 +195,14 @@ def test_counters_count_only_what_a_failed_batch_really_stored(tmp_path, monkeyp
     batch.refresh_from_db()
     assert (batch.status, batch.failure) == ("failed", "RuntimeError: database went away")
     assert (batch.posts_created, batch.gold_created) == (2, 2) == (Post.objects.count(), Annotation.objects.count())
+
+
+@pytest.mark.django_db
+def test_a_csv_row_that_is_not_utf8_is_a_row_error_and_the_rest_land(tmp_path):
+    rows = [f"row {i} with some padding to fill the read buffer {'x' * 60}".encode() for i in range(1, 201)]
+    rows[149] = b"row 150 caf\xe9 in latin-1"
+    path = tmp_path / "posts.csv"
+    path.write_bytes(b"text\n" + b"\n".join(rows) + b"\n")
+    batch = import_file(path=path)
+    assert batch.errors == [{"line": 151, "error": "not UTF-8"}]
+    assert (batch.status, batch.posts_created, Post.objects.count()) == ("done", 199, 199)
