@@ -95,9 +95,9 @@ def import_batch_run(*, batch: ImportBatch, delete_file: bool = False) -> Import
                 else:
                     chunk.append(row_or_error)
                 if len(chunk) >= CHUNK_ROWS:
-                    _store_chunk(batch, chunk, categories, gold_author)
+                    _store_chunk_counted(batch, chunk, categories, gold_author)
                     chunk = []
-            _store_chunk(batch, chunk, categories, gold_author)
+            _store_chunk_counted(batch, chunk, categories, gold_author)
     except Exception as exc:  # a broken file or database: the batch says so, nothing is half-reported
         log.exception("import failed", extra={"batch": batch.pk})
         batch.status = ImportBatch.Status.FAILED
@@ -150,15 +150,24 @@ def import_objects(*, objects: Sequence[object], label: str, user=None, match_ex
 def _store_chunk_once_more_on_conflict(batch, rows, categories, gold_author, match_external_id) -> None:
     """A client retrying a request that is still running sends the same posts twice at once: the loser's
     insert hits the unique content hash (or one gold per post); its chunk rolled back, it reads again."""
+    try:
+        _store_chunk_counted(batch, rows, categories, gold_author, match_external_id=match_external_id)
+    except IntegrityError:
+        _store_chunk_counted(batch, rows, categories, gold_author, match_external_id=match_external_id)
+
+
+def _store_chunk_counted(batch, rows, categories, gold_author, *, match_external_id: bool = False) -> None:
+    """A chunk whose transaction rolls back takes its counts and errors with it: the batch counts only
+    what is in the database."""
     counters = ("posts_created", "posts_duplicate", "gold_created", "spans_created", "error_count")
     saved = {name: getattr(batch, name) for name in counters}, list(batch.errors)
     try:
         _store_chunk(batch, rows, categories, gold_author, match_external_id=match_external_id)
-    except IntegrityError:
+    except Exception:
         for name, value in saved[0].items():
             setattr(batch, name, value)
         batch.errors = saved[1]
-        _store_chunk(batch, rows, categories, gold_author, match_external_id=match_external_id)
+        raise
 
 
 def _record_error(batch: ImportBatch, line: int, message: str) -> None:
@@ -181,6 +190,9 @@ def _iter_jsonl(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int
         except json.JSONDecodeError as exc:
             yield line_no, RowError(f"invalid JSON: {exc.msg} (column {exc.colno})"), position
             continue
+        except RecursionError:  # the decoder recurses once per nesting level: `[[[[...]]]]` exhausts the stack
+            yield line_no, RowError("invalid JSON: nested too deeply"), position
+            continue
         try:
             yield line_no, _parse_obj(obj, line_no), position
         except RowError as exc:
@@ -188,7 +200,9 @@ def _iter_jsonl(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int
 
 
 def _iter_csv(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int]]:
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    # A byte that is not UTF-8 spoils only its own row: decoding stops at nothing (it would lose the whole
+    # read-ahead buffer), the byte travels as a surrogate escape, and its row reports it.
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.DictReader(text)
     if not reader.fieldnames or "text" not in reader.fieldnames:
         yield 1, RowError("CSV header must have a 'text' column"), 0
@@ -199,12 +213,15 @@ def _iter_csv(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int]]
             row = next(reader)
         except StopIteration:
             return
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             yield reader.line_num, RowError(f"unreadable CSV row: {exc}"), raw.tell()
             return
         line_no, last_line = last_line + 1, reader.line_num
         if None in row:
             yield line_no, RowError("more fields than the header"), raw.tell()
+            continue
+        if not _is_utf8(row.values()):
+            yield line_no, RowError("not UTF-8"), raw.tell()
             continue
         obj = {k: v for k, v in row.items() if v not in (None, "")}
         for key in ("brands", "is_beauty"):  # CSV carries labels as JSON text
@@ -221,6 +238,14 @@ def _iter_csv(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int]]
                 yield line_no, exc, raw.tell()
 
 
+def _is_utf8(values) -> bool:
+    try:
+        "".join(v for v in values if v).encode("utf-8")
+    except UnicodeEncodeError:  # a surrogate escape: a byte that was not UTF-8
+        return False
+    return True
+
+
 def _parse_obj(obj: object, line_no: int) -> ParsedRow:
     if not isinstance(obj, dict):
         raise RowError("each line (item) must be a JSON object")
@@ -229,7 +254,10 @@ def _parse_obj(obj: object, line_no: int) -> ParsedRow:
         raise RowError("missing or empty 'text'")
     posted_at = None
     if obj.get("posted_at"):
-        posted_at = parse_datetime(str(obj["posted_at"]))
+        try:
+            posted_at = parse_datetime(str(obj["posted_at"]))
+        except ValueError as exc:  # well formed, but no such day or hour: 2024-02-30T10:00
+            raise RowError(f"posted_at {obj['posted_at']!r} is not a valid date-time: {exc}") from None
         if posted_at is None:
             raise RowError(f"posted_at {obj['posted_at']!r} is not an ISO 8601 date-time")
         if timezone.is_naive(posted_at):
@@ -276,7 +304,10 @@ def _parse_span(span: object, text: str, i: int) -> dict:
     category = span.get("category")
     if category is not None and not isinstance(category, str):
         raise RowError(f"brands[{i}]: category must be a string")
-    return {"start": start, "end": end, "text": written, "brand": span.get("brand") or "",
+    brand = span.get("brand")
+    if brand is not None and not isinstance(brand, str):
+        raise RowError(f"brands[{i}]: brand must be a string")
+    return {"start": start, "end": end, "text": written, "brand": brand or "",
             "category": (category or "").lower()}
 
 

@@ -142,3 +142,67 @@ def test_brand_import_is_idempotent_and_reports_bad_rows(tmp_path):
     second = brands_import_csv(stream=io.StringIO(csv_text))
     assert (second.brands_created, second.aliases_created) == (0, 0)
     assert (Brand.objects.count(), BrandAlias.objects.count()) == counts
+
+
+@pytest.mark.django_db
+def test_a_too_deeply_nested_json_line_is_a_row_error(tmp_path):
+    lines = [json.dumps({"text": "first"}), "[" * 100_000 + "]" * 100_000, json.dumps({"text": "third"})]
+    batch = import_file(path=_write(tmp_path, "deep.jsonl", lines))
+    assert (batch.status, batch.posts_created) == ("done", 2)
+    assert batch.errors == [{"line": 2, "error": "invalid JSON: nested too deeply"}]
+
+
+@pytest.mark.django_db
+def test_an_impossible_date_is_a_row_error(tmp_path):
+    lines = [
+        json.dumps({"text": "first", "posted_at": "2024-02-30T10:00:00Z"}),
+        json.dumps({"text": "second", "posted_at": "2024-02-30"}),
+        json.dumps({"text": "third", "posted_at": "2024-02-29T10:00:00Z"}),
+    ]
+    batch = import_file(path=_write(tmp_path, "dates.jsonl", lines))
+    assert (batch.status, batch.posts_created, [e["line"] for e in batch.errors]) == ("done", 1, [1, 2])
+    assert batch.errors[0]["error"] == "posted_at '2024-02-30T10:00:00Z' is not a valid date-time: day is out of range for month"
+
+
+@pytest.mark.django_db
+def test_a_brand_that_is_not_a_string_is_a_row_error(kb, tmp_path):
+    def row(text, brand):
+        return json.dumps({"text": text, "brands": [{"start": 0, "end": 6, "brand": brand}]})
+
+    lines = [row("la mer one", "La Mer"), row("la mer two", 5), row("la mer six", {"name": "La Mer"}),
+             row("la mer ten", None)]
+    batch = import_file(path=_write(tmp_path, "brands.jsonl", lines))
+    assert (batch.status, [e["line"] for e in batch.errors]) == ("done", [2, 3])
+    assert batch.errors[0]["error"] == "brands[0]: brand must be a string"
+    assert (batch.posts_created, batch.spans_created) == (2, 2) == (Post.objects.count(), Span.objects.count())
+
+
+@pytest.mark.django_db
+def test_counters_count_only_what_a_failed_batch_really_stored(tmp_path, monkeypatch):
+    from annotation.services import importing
+
+    real = importing._store_gold
+
+    def fail_on_the_last_row(batch, post, row, *args):
+        real(batch, post, row, *args)
+        if row.line == 4:
+            raise RuntimeError("database went away")
+
+    monkeypatch.setattr(importing, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(importing, "_store_gold", fail_on_the_last_row)
+    lines = [json.dumps({"text": f"post {i}", "is_beauty": True}) for i in range(1, 5)]
+    batch = import_file(path=_write(tmp_path, "fails.jsonl", lines))
+    batch.refresh_from_db()
+    assert (batch.status, batch.failure) == ("failed", "RuntimeError: database went away")
+    assert (batch.posts_created, batch.gold_created) == (2, 2) == (Post.objects.count(), Annotation.objects.count())
+
+
+@pytest.mark.django_db
+def test_a_csv_row_that_is_not_utf8_is_a_row_error_and_the_rest_land(tmp_path):
+    rows = [f"row {i} with some padding to fill the read buffer {'x' * 60}".encode() for i in range(1, 201)]
+    rows[149] = b"row 150 caf\xe9 in latin-1"
+    path = tmp_path / "posts.csv"
+    path.write_bytes(b"text\n" + b"\n".join(rows) + b"\n")
+    batch = import_file(path=path)
+    assert batch.errors == [{"line": 151, "error": "not UTF-8"}]
+    assert (batch.status, batch.posts_created, Post.objects.count()) == ("done", 199, 199)
