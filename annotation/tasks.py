@@ -4,12 +4,14 @@ from annotation.models import ImportBatch
 from annotation.services.importing import import_batch_run
 
 
-@shared_task(name="annotation.tasks.import_batch_task")
+@shared_task(name="annotation.tasks.import_batch_task", acks_late=True, reject_on_worker_lost=True)
 def import_batch_task(batch_id: int) -> str:
-    batch = ImportBatch.objects.filter(pk=batch_id, status=ImportBatch.Status.QUEUED).first()
-    if batch is None:  # already running or done: a redelivered message must not import twice
-        return "skipped"
-    return import_batch_run(batch=batch, delete_file=True).status
+    """A redelivered message finds its batch 'running' (the worker died mid-file): it goes on after the
+    last stored chunk, so every row lands exactly once."""
+    batch = ImportBatch.objects.filter(pk=batch_id).first()
+    if batch is None or batch.status not in (ImportBatch.Status.QUEUED, ImportBatch.Status.RUNNING):
+        return "skipped"  # done or failed already: a redelivered message changes nothing
+    return import_batch_run(batch=batch, delete_file=True, resume=batch.status == ImportBatch.Status.RUNNING).status
 
 
 @shared_task(name="annotation.tasks.dataset_freeze_task")

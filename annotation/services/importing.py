@@ -75,8 +75,13 @@ def import_batch_create(*, path: Path, filename: str, user=None, fmt: str | None
     )
 
 
-def import_batch_run(*, batch: ImportBatch, delete_file: bool = False) -> ImportBatch:
-    """Run an import to the end; progress is saved on the batch every chunk."""
+def import_batch_run(*, batch: ImportBatch, delete_file: bool = False, resume: bool = False) -> ImportBatch:
+    """Run an import to the end; progress is saved on the batch every chunk, in the chunk's transaction.
+    With `resume` (the worker running it died), the lines up to the batch's saved `lines_read` were
+    stored or reported already: they are read past, and the counters go on from the saved ones."""
+    if resume:
+        batch.refresh_from_db()
+    done_through = batch.lines_read if resume else 0
     batch.status = ImportBatch.Status.RUNNING
     batch.save(update_fields=["status"])
     path = Path(batch.stored_path)
@@ -88,6 +93,8 @@ def import_batch_run(*, batch: ImportBatch, delete_file: bool = False) -> Import
             chunk: list[ParsedRow] = []
             for item in reader:
                 line, row_or_error, position = item
+                if line <= done_through:
+                    continue
                 batch.lines_read = line
                 batch.bytes_read = position
                 if isinstance(row_or_error, RowError):

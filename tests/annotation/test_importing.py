@@ -206,3 +206,38 @@ def test_a_csv_row_that_is_not_utf8_is_a_row_error_and_the_rest_land(tmp_path):
     batch = import_file(path=path)
     assert batch.errors == [{"line": 151, "error": "not UTF-8"}]
     assert (batch.status, batch.posts_created, Post.objects.count()) == ("done", 199, 199)
+
+
+@pytest.mark.django_db
+def test_an_import_whose_worker_died_resumes_after_its_last_stored_chunk(tmp_path, monkeypatch):
+    """The batch row and each chunk commit together; a redelivered task reads past what is stored, so
+    every row lands exactly once and the counters stay true."""
+    from annotation.services import importing
+    from annotation.tasks import import_batch_task
+
+    monkeypatch.setattr(importing, "CHUNK_ROWS", 10)
+    path = tmp_path / "posts.jsonl"
+    lines = [json.dumps({"id": str(i), "platform": "tiktok", "text": f"post number {i} about SK2"}) for i in range(35)]
+    lines[24] = "{not json"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    batch = importing.import_batch_create(path=path, filename="posts.jsonl")
+    real = importing._store_chunk_counted
+    calls = {"n": 0}
+
+    def dies_on_the_third_chunk(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # not an Exception: like kill -9, nothing after this runs
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importing, "_store_chunk_counted", dies_on_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        importing.import_batch_run(batch=batch)
+    batch.refresh_from_db()
+    assert batch.status == "running" and batch.posts_created == Post.objects.count() == 20
+    monkeypatch.setattr(importing, "_store_chunk_counted", real)
+    assert import_batch_task(batch.pk) == "done"
+    batch.refresh_from_db()
+    assert Post.objects.count() == 34 and batch.posts_created == 34 and batch.posts_duplicate == 0
+    assert batch.error_count == 1 and batch.errors[0]["line"] == 25
+    assert import_batch_task(batch.pk) == "skipped"  # done: a late redelivery changes nothing

@@ -92,3 +92,30 @@ def test_pool_child_killed_mid_training_the_generation_trains_once_and_finishes(
 
     summary = json.loads((Path(done.artifact_path) / "training.json").read_text())
     assert summary["resumed_from"] > 0  # continued from the checkpoint, not trained twice from scratch
+
+
+@pytest.mark.parametrize("celery_worker_process", [1], indirect=True)
+def test_pool_child_killed_mid_import_every_row_lands_exactly_once(celery_worker_process, settings, tmp_path):
+    import json
+
+    from annotation.models import ImportBatch
+    from annotation.services.importing import import_batch_create
+    from annotation.tasks import import_batch_task
+
+    n = 30_000
+    path = settings.VAR_DIR / "crash-import.jsonl"
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"c{i}", "platform": "tiktok", "text": f"crash test post {i}: my SK2 essence"}) + "\n")
+    batch = import_batch_create(path=path, filename="crash-import.jsonl")
+    import_batch_task.delay(batch.pk)
+    wait_until(lambda: ImportBatch.objects.filter(pk=batch.pk, status="running", lines_read__gt=0).exists(), 120,
+               "the import to store its first chunk")
+    os.kill(busy_child(celery_worker_process).pid, signal.SIGKILL)
+    killed_at = ImportBatch.objects.get(pk=batch.pk).lines_read
+    done = wait_until(lambda: ImportBatch.objects.filter(pk=batch.pk, status__in=["done", "failed"]).first(), 300,
+                      "the import to finish")
+    assert done.status == "done", done.failure
+    assert 0 < killed_at < n  # it really died mid-file
+    assert Post.objects.count() == n and done.posts_created == n and done.posts_duplicate == 0
+    assert done.error_count == 0
