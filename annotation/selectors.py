@@ -250,3 +250,36 @@ def brand_candidates(*, limit: int = 200) -> list[dict]:
             "category": categories.get(slug),
         })
     return out
+
+
+def alias_candidates(*, limit: int = 200, min_mentions: int = 1) -> list[dict]:
+    """Forms the teacher writes for brands the KB has, under a name the KB lacks (兰蔻 for Lancôme,
+    "CT" for Charlotte Tilbury): proposed to admins as aliases, most mentioned first. A form that is
+    already some brand's alias, or that an admin rejected for that brand, is not proposed."""
+    from collections import Counter
+
+    from kb.linking import get_index, normalize
+    from kb.models import AliasRejection
+
+    index = get_index()
+    rejected = set(AliasRejection.objects.values_list("normalized", "brand_id"))
+    groups: dict[tuple[str, int], dict] = {}
+    rows = Prediction.objects.filter(source="teacher", status=Prediction.Status.OK).values_list("post_id", "spans")
+    for post_id, spans in rows.iterator(chunk_size=2000):
+        for s in spans or []:
+            text, named = s.get("text") or "", s.get("brand")
+            key = normalize(text)
+            if not key or not isinstance(named, str) or key in index.by_key:
+                continue
+            entry = index.by_canonical.get(normalize(named))
+            if entry is None or (key, entry.brand_id) in rejected:
+                continue
+            g = groups.setdefault((key, entry.brand_id), {"normalized": key, "brand_id": entry.brand_id,
+                                                          "brand": entry.canonical_name, "count": 0,
+                                                          "forms": Counter(), "posts": set()})
+            g["count"] += 1
+            g["forms"][text] += 1
+            g["posts"].add(post_id)
+    ranked = sorted((g for g in groups.values() if g["count"] >= min_mentions), key=lambda g: (-g["count"], g["normalized"]))
+    return [{"normalized": g["normalized"], "brand_id": g["brand_id"], "brand": g["brand"], "count": g["count"],
+             "posts": len(g["posts"]), "name": g["forms"].most_common(1)[0][0]} for g in ranked[:limit]]

@@ -51,3 +51,17 @@ class BrandAlias(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alias} → {self.brand}"
+
+
+class AliasRejection(models.Model):
+    """An admin said this written form is not another name of this brand: never proposed again."""
+
+    normalized = models.CharField(max_length=200)
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="rejected_aliases")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["normalized", "brand"], name="alias_rejection_once")]
+
+    def __str__(self) -> str:
+        return f"{self.normalized} ≠ {self.brand}"

@@ -189,3 +189,16 @@ def brands_export_csv(*, brands: Iterable[Brand] | None = None) -> Iterable[str]
             brand.category.slug, "", "", int(brand.is_ambiguous), brand.parent_company, brand.country, brand.source,
         )])
         yield flush()
+
+
+@transaction.atomic
+def alias_candidate_resolve(*, normalized: str, written: str, brand: Brand, accept: bool) -> BrandAlias | None:
+    """An admin's answer to a teacher-proposed alias: accepted, `written` becomes an alias of `brand`
+    (AliasConflict if it names another brand); rejected, the pair is never proposed again."""
+    from kb.models import AliasRejection
+
+    if accept:
+        alias, _ = brand_alias_add(brand=brand, alias=written, origin="teacher")
+        return alias
+    AliasRejection.objects.get_or_create(normalized=normalize(written) or normalized, brand=brand)
+    return None
