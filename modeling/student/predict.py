@@ -38,6 +38,9 @@ class StudentPredictor:
         index = index_from_rows(load_rows(artifact_dir / "kb.json"))
         brands = json.loads((artifact_dir / "brands.json").read_text())
         model, tokenizer = load_model(artifact_dir, cfg, len(brands), device=device)
+        # Serving never trains: LoRA goes into the backbone's weights once, so a forward pass is the bare
+        # backbone's plus the heads (no adapter matmuls per layer).
+        model = model.merge_and_unload().eval()
         featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
                                 fuzzy=cfg.fuzzy_gazetteer)
         predictor = cls(model, featurizer, index, brands, cfg, device)
