@@ -101,7 +101,7 @@ class StudentConfig:
     # Mention replacement (text.swap_mentions): each epoch a post with mentions is, with `swap_prob`, seen
     # with its brands renamed (KB and lexicon names, made-up ones with `swap_invented`), the gazetteer
     # feature hidden on the new names with `swap_gaz_dropout`: the tagger must read the context.
-    swap_prob: float = 0.5
+    swap_prob: float = 0.8  # grouped-by-brand CV fold 0: unseen recall 0.04 at 0.5, 0.11 at 0.8; social F1 0.845 → 0.853
     swap_invented: float = 0.1  # made-up names: more of them and ingredient lists start to look like brands
     swap_gaz_dropout: float = 0.8
     # Decoding with the KB: every gazetteer match is a span, and the model adds the spans it is sure of
