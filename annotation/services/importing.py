@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 MAX_STORED_ERRORS = 1000
 CHUNK_ROWS = 500
 CSV_OPTIONAL = ("id", "platform", "posted_at", "author", "url", "lang", "source")
+# Checked before the database sees them: PostgreSQL refuses an overlong value (failing the whole chunk).
+SPAN_TEXT_MAX = Span._meta.get_field("text").max_length
+BRAND_TEXT_MAX = Span._meta.get_field("brand_text").max_length
 
 
 class RowError(ValueError):
@@ -306,6 +309,8 @@ def _parse_span(span: object, text: str, i: int) -> dict:
     if not 0 <= start < end <= len(text):
         raise RowError(f"brands[{i}]: offsets {start}:{end} outside the text (length {len(text)})")
     written = text[start:end]
+    if len(written) > SPAN_TEXT_MAX:
+        raise RowError(f"brands[{i}]: text is {len(written)} characters, longer than the {SPAN_TEXT_MAX} a span holds")
     if "text" in span and span["text"] != written:
         raise RowError(f"brands[{i}]: text {span['text']!r} does not match the offsets {start}:{end} ({written!r})")
     category = span.get("category")
@@ -314,6 +319,8 @@ def _parse_span(span: object, text: str, i: int) -> dict:
     brand = span.get("brand")
     if brand is not None and not isinstance(brand, str):
         raise RowError(f"brands[{i}]: brand must be a string")
+    if brand and len(brand) > BRAND_TEXT_MAX:
+        raise RowError(f"brands[{i}]: brand is {len(brand)} characters, longer than the {BRAND_TEXT_MAX} a brand name holds")
     return {"start": start, "end": end, "text": written, "brand": brand or "",
             "category": (category or "").lower()}
 

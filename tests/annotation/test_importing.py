@@ -241,3 +241,33 @@ def test_an_import_whose_worker_died_resumes_after_its_last_stored_chunk(tmp_pat
     assert Post.objects.count() == 34 and batch.posts_created == 34 and batch.posts_duplicate == 0
     assert batch.error_count == 1 and batch.errors[0]["line"] == 25
     assert import_batch_task(batch.pk) == "skipped"  # done: a late redelivery changes nothing
+
+def _import_overlong_span_and_brand_texts(tmp_path):
+    long_text = "b" * (Span._meta.get_field("text").max_length + 1)
+    long_brand = "n" * (Span._meta.get_field("brand_text").max_length + 1)
+    lines = [
+        json.dumps({"text": long_text, "brands": [{"start": 0, "end": len(long_text)}]}),
+        json.dumps({"text": "brand name too long", "brands": [{"start": 0, "end": 5, "brand": long_brand}]}),
+        json.dumps({"text": "fits", "brands": [{"start": 0, "end": 4, "brand": "Fits"}]}),
+    ]
+    batch = import_file(path=_write(tmp_path, "long.jsonl", lines))
+    assert batch.errors == [
+        {"line": 1, "error": "brands[0]: text is 501 characters, longer than the 500 a span holds"},
+        {"line": 2, "error": "brands[0]: brand is 201 characters, longer than the 200 a brand name holds"},
+    ]
+    assert (batch.status, batch.posts_created, batch.spans_created, Span.objects.get().brand_text) == (
+        "done", 1, 1, "Fits")
+
+
+@pytest.mark.django_db
+def test_span_and_brand_texts_longer_than_their_columns_are_row_errors(tmp_path):
+    _import_overlong_span_and_brand_texts(tmp_path)
+
+
+@pytest.mark.pg
+@pytest.mark.django_db
+def test_overlong_span_and_brand_texts_are_row_errors_on_postgresql(tmp_path):
+    from django.db import connection
+
+    assert connection.vendor == "postgresql"  # which refuses an overlong value, where SQLite stores it
+    _import_overlong_span_and_brand_texts(tmp_path)
