@@ -77,8 +77,15 @@ class BrandAdmin(admin.ModelAdmin):
             return redirect("admin:kb_brand_changelist")
         form = CsvImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            stream = io.TextIOWrapper(form.cleaned_data["file"].file, encoding="utf-8-sig", newline="")
-            result = brands_import_csv(stream=stream)
+            raw = form.cleaned_data["file"].read()
+            try:  # decoded whole first (a KB file is small): a bad byte imports nothing, and says where
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                line = raw[: exc.start].count(b"\n") + 1
+                messages.error(request, f"Nothing imported: line {line} is not UTF-8 (byte {exc.start}). "
+                                        "Save the file as UTF-8 and upload it again.")
+                return redirect("admin:kb_brand_changelist")
+            result = brands_import_csv(stream=io.StringIO(text, newline=""))
             messages.info(request, result.summary())
             for error in result.errors[:50]:
                 messages.warning(request, f"line {error['line']}: {error['error']}")

@@ -187,3 +187,14 @@ def test_an_annotator_with_an_empty_queue_sees_only_their_own_progress(client_as
     assert "Nothing left in your queue" in page and "colleague" not in page
     reviewer = client_as("reviewer")
     assert "colleague" in reviewer.get(reverse("queue")).content.decode()
+
+
+def test_a_kb_csv_with_a_byte_that_is_not_utf8_imports_nothing_and_says_where(client_as):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    body = b"canonical_name,aliases,alias_origin,category\nGoodBrand,,,makeup\nBad\xff Brand,,,makeup\n"
+    client = client_as("admin")
+    response = client.post("/admin/kb/brand/import-csv/", {"file": SimpleUploadedFile("kb.csv", body)}, follow=True)
+    assert response.status_code == 200
+    assert "Nothing imported: line 3 is not UTF-8" in response.content.decode()
+    assert not Brand.objects.filter(canonical_name="GoodBrand").exists()
