@@ -1,5 +1,6 @@
-"""kill -9 a real Celery worker's pool process mid-task, on PostgreSQL + Redis, and check the end state:
-every post labelled exactly once, the generation trained once and finished, nothing left running."""
+"""kill -9 a real Celery worker's pool process mid-task (import, pre-label, freeze, training), on
+PostgreSQL + Redis, and check the end state: every row imported once, every post labelled once, the
+version frozen once with every item, the generation trained once and finished; nothing left running."""
 
 from __future__ import annotations
 
@@ -119,3 +120,33 @@ def test_pool_child_killed_mid_import_every_row_lands_exactly_once(celery_worker
     assert 0 < killed_at < n  # it really died mid-file
     assert Post.objects.count() == n and done.posts_created == n and done.posts_duplicate == 0
     assert done.error_count == 0
+
+
+@pytest.mark.parametrize("celery_worker_process", [1], indirect=True)
+def test_pool_child_killed_mid_freeze_the_version_freezes_once_with_every_item(small_kb, celery_worker_process):
+    from annotation.models import DatasetItem, DatasetVersion
+    from annotation.services.datasets import dataset_version_freeze_start
+
+    n = 20_000
+    posts = Post.objects.bulk_create([Post(platform="tiktok", text=f"freeze crash {i}: my SK2 essence",
+                                           content_hash=content_hash(f"freeze crash {i}")) for i in range(n)])
+    Prediction.objects.bulk_create([
+        Prediction(post=p, source="teacher", model_version="gemini-2.5-flash", is_beauty=True, spans=[
+            {"start": p.text.index("SK2"), "end": p.text.index("SK2") + 3, "text": "SK2", "brand": "SK-II",
+             "brand_id": None, "category": "skincare"}]) for p in posts], batch_size=2000)
+    from django.db import transaction
+
+    with transaction.atomic():
+        version = dataset_version_freeze_start()
+    wait_until(lambda: DatasetVersion.objects.filter(pk=version.pk, progress_done__gt=0).exists(), 120,
+               "the freeze to store its first items")
+    os.kill(busy_child(celery_worker_process).pid, signal.SIGKILL)
+    assert DatasetVersion.objects.get(pk=version.pk).status == "freezing"  # it died mid-way, not after
+    frozen = wait_until(lambda: DatasetVersion.objects.filter(pk=version.pk, status__in=["frozen", "failed"]).first(),
+                        300, "the version to freeze")
+    assert frozen.status == "frozen", frozen.error
+    items = DatasetItem.objects.filter(version=frozen)
+    # Every silver post is either an item (train split) or counted as left out of val/test, once.
+    left_out = frozen.counts["silver_left_out"]
+    assert frozen.counts["silver"] == items.count() and items.count() + left_out["val"] + left_out["test"] == n
+    assert items.values("post_id").distinct().count() == items.count()
