@@ -32,6 +32,9 @@ class ImportBatch(models.Model):
     # [{"line": 7, "error": "..."}], capped (see annotation.importing.MAX_STORED_ERRORS).
     errors = models.JSONField(default=list, blank=True)
     failure = models.TextField(blank=True)
+    # The heartbeat the sweeper reads (every chunk saves the batch) and how often it resumed this batch.
+    updated_at = models.DateTimeField(auto_now=True)
+    resumes = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -243,6 +246,8 @@ class DatasetVersion(models.Model):
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)  # the sweeper's heartbeat (progress writes set it)
+    resumes = models.PositiveSmallIntegerField(default=0)
 
     objects = DatasetVersionQuerySet.as_manager()
 

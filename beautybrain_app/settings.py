@@ -197,6 +197,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A gpu worker renews its lease on the generation it trains every quarter of this; a dead one's lapses.
 GPU_LEASE_SECONDS = env.int("GPU_LEASE_SECONDS", default=120)
+# The sweeper (modeling/services/sweeper.py, on Celery beat every SWEEP_SECONDS) resends an import, freeze,
+# pre-label run or training that made no progress for SWEEP_STALE_SECONDS while nothing of its kind ran,
+# and fails it with the reason after SWEEP_MAX_RESUMES resends.
+SWEEP_SECONDS = env.int("SWEEP_SECONDS", default=300)
+SWEEP_STALE_SECONDS = env.int("SWEEP_STALE_SECONDS", default=900)
+SWEEP_MAX_RESUMES = env.int("SWEEP_MAX_RESUMES", default=3)
 
 # --- Teacher (Gemini) --------------------------------------------------------------------
 GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
@@ -241,6 +247,7 @@ CASCADE_TEACHER_SHARE = env.float("CASCADE_TEACHER_SHARE", default=0.2)
 SHADOW_SAMPLE_SHARE = env.float("SHADOW_SAMPLE_SHARE", default=0.2)
 CELERY_BEAT_SCHEDULE = {
     "flywheel-tick": {"task": "modeling.tasks.flywheel_tick", "schedule": float(FLYWHEEL_TICK_SECONDS)},
+    "sweep-stale": {"task": "modeling.tasks.sweep_stale", "schedule": float(SWEEP_SECONDS)},
 }
 
 # --- Datasets ----------------------------------------------------------------------------

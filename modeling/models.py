@@ -37,6 +37,7 @@ class ModelGeneration(models.Model):
     # redelivered message waits for the lease to lapse instead of training the same folder twice.
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    resumes = models.PositiveSmallIntegerField(default=0)  # times the sweeper re-sent its training
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -74,6 +75,10 @@ class PrelabelRun(models.Model):
     failed = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)
+    # The posts it must label, so the sweeper can resend what is left when a chunk's message was lost.
+    post_ids = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)  # the sweeper's heartbeat (every count sets it)
+    resumes = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

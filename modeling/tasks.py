@@ -62,6 +62,14 @@ def flywheel_tick() -> str:
     return row.outcome or row.status if row else "busy"
 
 
+@shared_task(name="modeling.tasks.sweep_stale")
+def sweep_stale() -> dict:
+    """Celery beat's sweep: resend (or fail, with the reason) long jobs whose worker died."""
+    from modeling.services.sweeper import sweep_stale as sweep
+
+    return sweep().as_dict()
+
+
 @shared_task(name="modeling.tasks.gpu_flywheel_run", acks_late=True, reject_on_worker_lost=True)
 def gpu_flywheel_run(tick_id: int, freeze: bool, epochs: float | None = None) -> str:
     """Freeze → train → evaluate → export → gate for one tick; a redelivered message resumes the same one."""

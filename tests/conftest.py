@@ -106,9 +106,44 @@ def _worker_env() -> dict:
     return env
 
 
+def worker_start(concurrency: int = 2, log_name: str = "") -> subprocess.Popen:
+    """Start a real Celery worker on the configured broker, consuming every queue, seeing the test DB;
+    return once it answers a ping."""
+    from beautybrain_app.celery import app
+
+    log = open(settings.VAR_DIR / f"worker-{os.getpid()}{log_name}.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "beautybrain_app", "worker", "-Q", "default,teacher,student,gpu",
+         "-c", str(concurrency), "--pool", "prefork", "-l", "INFO", "-n", f"test-{os.getpid()}{log_name}@%h",
+         "--without-mingle", "--without-gossip"],
+        cwd=ROOT, env=_worker_env(), stdout=log, stderr=subprocess.STDOUT,
+    )
+    log.close()  # the child holds its own copy
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"Celery worker exited with {proc.returncode}; see {log.name}")
+        try:
+            if app.control.inspect(timeout=1).ping():
+                return proc
+        except Exception:  # noqa: BLE001 - broker may still be starting
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"Celery worker did not answer within 60 s; see {log.name}")
+
+
+def worker_stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture
 def celery_worker_process(transactional_db, request):
-    """A real Celery worker process on the configured broker, consuming every queue, seeing the test DB."""
+    """A real Celery worker process (see worker_start) on a broker emptied for the test."""
     from beautybrain_app.celery import app
 
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
@@ -118,30 +153,6 @@ def celery_worker_process(transactional_db, request):
     else:
         with app.connection_for_write() as conn:
             conn.default_channel.client.flushdb()
-    concurrency = getattr(request, "param", 2)
-    log = open(settings.VAR_DIR / f"worker-{os.getpid()}.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "beautybrain_app", "worker", "-Q", "default,teacher,student,gpu",
-         "-c", str(concurrency), "--pool", "prefork", "-l", "INFO", "-n", f"test-{os.getpid()}@%h",
-         "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=_worker_env(), stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"Celery worker exited with {proc.returncode}; see {log.name}")
-        try:
-            if app.control.inspect(timeout=1).ping():
-                break
-        except Exception:  # noqa: BLE001 - broker may still be starting
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"Celery worker did not answer within 60 s; see {log.name}")
+    proc = worker_start(getattr(request, "param", 2))
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    worker_stop(proc)

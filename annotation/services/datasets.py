@@ -268,7 +268,7 @@ def _hash_export(version: DatasetVersion) -> dict[str, dict]:
 
 
 def _set_progress(version: DatasetVersion, done: int) -> None:
-    DatasetVersion.objects.filter(pk=version.pk).update(progress_done=done)
+    DatasetVersion.objects.filter(pk=version.pk).update(progress_done=done, updated_at=timezone.now())
     # With DEBUG on (the embedded default) Django keeps the SQL of the last 9,000 queries, and every
     # bulk insert carries a chunk of snapshot texts: that log alone would hold ~100 MB at 100k posts.
     reset_queries()

@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from annotation.models import Post, Prediction
@@ -203,7 +204,7 @@ def prelabel_run_create(
     src = get_source(source)
     ids = prelabel_candidates(source=src, posts=posts, only_unlabelled=only_unlabelled, limit=limit)
     run = PrelabelRun.objects.create(
-        source=source, model_version=src.model_version, total=len(ids), created_by=user,
+        source=source, model_version=src.model_version, total=len(ids), post_ids=ids, created_by=user,
         status=PrelabelRun.Status.QUEUED if ids else PrelabelRun.Status.DONE,
         message="" if ids else "Nothing to label: every selected post already has a prediction from this source.",
         finished_at=None if ids else timezone.now(),
@@ -249,7 +250,8 @@ def prelabel_chunk(*, run_id: int, post_ids: list[int], owner: str = "") -> dict
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     if run.status in (PrelabelRun.Status.STOPPED, PrelabelRun.Status.FAILED):
         return {**counts, "stopped": True}
-    PrelabelRun.objects.filter(pk=run_id, status=PrelabelRun.Status.QUEUED).update(status=PrelabelRun.Status.RUNNING)
+    PrelabelRun.objects.filter(pk=run_id, status=PrelabelRun.Status.QUEUED).update(status=PrelabelRun.Status.RUNNING,
+                                                                                  updated_at=timezone.now())
     try:
         source = get_source(run.source)
     except SourceUnavailable as exc:
@@ -368,9 +370,11 @@ def _run_add(run_id: int, counts: dict) -> None:
     """Add a chunk's (or one post's) counts; `done` counts every post handled, labelled or skipped."""
     handled = counts.get("ok", 0) + counts.get("failed", 0) + counts.get("skipped", 0)
     if handled:
+        # `done` never passes `total`: a chunk the sweeper resent may count a post its first copy counted.
         PrelabelRun.objects.filter(pk=run_id).update(
-            done=F("done") + handled, ok=F("ok") + counts.get("ok", 0), failed=F("failed") + counts.get("failed", 0),
-            skipped=F("skipped") + counts.get("skipped", 0))
+            done=Least(F("done") + handled, F("total")), ok=F("ok") + counts.get("ok", 0),
+            failed=F("failed") + counts.get("failed", 0), skipped=F("skipped") + counts.get("skipped", 0),
+            updated_at=timezone.now())
     PrelabelRun.objects.filter(
         pk=run_id, done__gte=F("total"), status__in=[PrelabelRun.Status.QUEUED, PrelabelRun.Status.RUNNING]
     ).update(status=PrelabelRun.Status.DONE, finished_at=timezone.now())
