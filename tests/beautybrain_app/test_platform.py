@@ -92,3 +92,16 @@ def test_logs_are_one_json_object_per_line():
     line = JsonFormatter().format(record)
     assert json.loads(line) | {"ts": None} == {"ts": None, "level": "INFO", "logger": "x", "msg": "hello world",
                                                  "batch": 7}
+
+
+@pytest.mark.parametrize("module", ["beautybrain_app.wsgi", "beautybrain_app.asgi"])
+def test_the_production_entry_points_default_to_debug_off(tmp_path, module):
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY")}
+    env["BEAUTYBRAIN_VAR_DIR"] = str(tmp_path)
+    load = f"import {module}; from django.conf import settings; print('DEBUG', settings.DEBUG)"
+    refused = subprocess.run([sys.executable, "-c", load], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "SECRET_KEY must be set" in refused.stderr
+    env["SECRET_KEY"] = "a-secret-for-this-test-only-" + "z" * 30
+    served = subprocess.run([sys.executable, "-c", load], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert served.returncode == 0, served.stderr
+    assert served.stdout.strip().endswith("DEBUG False")
