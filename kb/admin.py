@@ -9,7 +9,7 @@ from django.urls import path
 from beautybrain_app.csv_cells import with_bom
 from kb.linking import normalize
 from kb.models import Brand, BrandAlias, Category
-from kb.services import AliasConflict, brands_export_csv, brands_import_csv
+from kb.services import AliasConflict, KbFileNotUtf8, brands_export_csv, brands_import_csv, kb_csv_decode
 
 
 class BrandAliasInlineForm(forms.ModelForm):
@@ -77,13 +77,10 @@ class BrandAdmin(admin.ModelAdmin):
             return redirect("admin:kb_brand_changelist")
         form = CsvImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            raw = form.cleaned_data["file"].read()
-            try:  # decoded whole first (a KB file is small): a bad byte imports nothing, and says where
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                line = raw[: exc.start].count(b"\n") + 1
-                messages.error(request, f"Nothing imported: line {line} is not UTF-8 (byte {exc.start}). "
-                                        "Save the file as UTF-8 and upload it again.")
+            try:
+                text = kb_csv_decode(form.cleaned_data["file"].read())
+            except KbFileNotUtf8 as exc:
+                messages.error(request, str(exc))
                 return redirect("admin:kb_brand_changelist")
             result = brands_import_csv(stream=io.StringIO(text, newline=""))
             messages.info(request, result.summary())

@@ -112,6 +112,20 @@ class BrandImportResult:
                 f"{self.aliases_created} aliases added, {len(self.errors)} problems")
 
 
+class KbFileNotUtf8(ValueError):
+    """A KB file with a byte that is not UTF-8: nothing is imported, and the message names the line."""
+
+
+def kb_csv_decode(raw: bytes) -> str:
+    """Decode a whole KB file first (it is small), so a bad byte imports nothing rather than half the file."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise KbFileNotUtf8(f"Nothing imported: line {line} is not UTF-8 (byte {exc.start}). "
+                            "Save the file as UTF-8 and import it again.") from None
+
+
 def brands_import_csv(*, stream: IO[str]) -> BrandImportResult:
     """Read the kb_brands.csv format. Idempotent; a bad row or a conflicting alias is reported by line."""
     categories = categories_ensure()

@@ -223,9 +223,10 @@ def _iter_csv(raw: IO[bytes]) -> Iterator[tuple[int, ParsedRow | RowError, int]]
             row = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:
-            yield reader.line_num, RowError(f"unreadable CSV row: {exc}"), raw.tell()
-            return
+        except csv.Error as exc:  # e.g. a field over the csv module's limit: that line is lost, the next is read
+            last_line = max(last_line + 1, reader.line_num)  # the reader consumed the line without counting it
+            yield last_line, RowError(f"unreadable CSV row: {exc}"), raw.tell()
+            continue
         line_no, last_line = last_line + 1, reader.line_num
         if None in row:
             yield line_no, RowError("more fields than the header"), raw.tell()
@@ -256,9 +257,29 @@ def _is_utf8(values) -> bool:
     return True
 
 
+def _unstorable(value: object, where: str = "") -> str | None:
+    """Why a decoded value cannot be stored as text (a NUL, which PostgreSQL refuses, or a lone UTF-16
+    surrogate such as a JSON "\\ud800", which no UTF-8 database holds), naming the field; else None."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where or 'a value'} contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where or 'a value'} is not valid Unicode (a lone surrogate)"
+    elif isinstance(value, dict):
+        return next((why for k, v in value.items() if (why := _unstorable(k, "a key") or _unstorable(
+            v, f"{where}.{k}" if where else str(k)))), None)
+    elif isinstance(value, list):
+        return next((why for i, v in enumerate(value) if (why := _unstorable(v, f"{where}[{i}]"))), None)
+    return None
+
+
 def _parse_obj(obj: object, line_no: int) -> ParsedRow:
     if not isinstance(obj, dict):
         raise RowError("each line (item) must be a JSON object")
+    if why := _unstorable(obj):
+        raise RowError(why)
     text = obj.get("text")
     if not isinstance(text, str) or not text.strip():
         raise RowError("missing or empty 'text'")

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from annotation.models import Annotation, ImportBatch, Post, Span
 from annotation.services.importing import import_file
@@ -114,7 +115,6 @@ def test_reimport_deduplicates_by_content_not_by_id(tmp_path):
 
 @pytest.mark.django_db
 def test_import_command_exits_nonzero_for_missing_file():
-    from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="does not exist"):
         call_command("import_posts", "/nonexistent/file.jsonl")
@@ -271,3 +271,50 @@ def test_overlong_span_and_brand_texts_are_row_errors_on_postgresql(tmp_path):
 
     assert connection.vendor == "postgresql"  # which refuses an overlong value, where SQLite stores it
     _import_overlong_span_and_brand_texts(tmp_path)
+
+
+@pytest.mark.django_db
+def test_a_csv_field_over_the_csv_limit_is_a_row_error_and_the_rows_after_it_land(tmp_path):
+    import csv as csv_module
+
+    huge = "x" * (csv_module.field_size_limit() + 10)
+    path = tmp_path / "huge.csv"
+    path.write_text(f"text\nfirst SK2 post\n\"{huge}\"\nafter the huge one\nand one more\n", encoding="utf-8")
+    batch = import_file(path=path)
+    assert batch.status == "done" and batch.error_count == 1
+    assert batch.errors[0]["line"] == 3 and "unreadable CSV row" in batch.errors[0]["error"]
+    assert sorted(Post.objects.values_list("text", flat=True)) == ["after the huge one", "and one more",
+                                                                   "first SK2 post"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bad, why", [
+    (r'"a NUL \u0000 inside"', "text contains a NUL character"),
+    (r'"a lone \ud800 surrogate"', "text is not valid Unicode (a lone surrogate)"),
+])
+def test_a_nul_or_a_lone_surrogate_in_jsonl_is_a_row_error_and_the_rest_land(tmp_path, bad, why):
+    lines = ['{"text": "good SK2 post"}', '{"text": %s}' % bad, '{"text": "fine", "author": "a\\u0000b"}',
+             '{"text": "also good"}']
+    batch = import_file(path=_write(tmp_path, "nul.jsonl", lines))
+    assert batch.errors == [{"line": 2, "error": why}, {"line": 3, "error": "author contains a NUL character"}]
+    assert (batch.status, batch.posts_created) == ("done", 2)
+
+
+@pytest.mark.django_db
+def test_a_nul_in_a_csv_cell_is_a_row_error(tmp_path):
+    path = tmp_path / "nul.csv"
+    path.write_bytes(b"text,author\nfine,me\nbad\x00text,me\nalso fine,me\n")
+    batch = import_file(path=path)
+    assert batch.errors == [{"line": 3, "error": "text contains a NUL character"}]
+    assert (batch.status, batch.posts_created) == ("done", 2)
+
+
+@pytest.mark.django_db
+def test_import_brands_refuses_a_file_that_is_not_utf8_and_imports_nothing(tmp_path):
+    from kb.models import Brand
+
+    path = tmp_path / "kb.csv"
+    path.write_bytes(b"canonical_name,category\nGood Brand,skincare\nBad \xff Brand,makeup\n")
+    with pytest.raises(CommandError, match="line 3 is not UTF-8"):
+        call_command("import_brands", str(path))
+    assert not Brand.objects.exists()

@@ -1,8 +1,9 @@
+import io
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from kb.services import brands_import_csv
+from kb.services import KbFileNotUtf8, brands_import_csv, kb_csv_decode
 
 
 class Command(BaseCommand):
@@ -14,8 +15,11 @@ class Command(BaseCommand):
     def handle(self, *args, path: Path, **options):
         if not path.exists():
             raise CommandError(f"{path} does not exist")
-        with path.open(encoding="utf-8-sig", newline="") as stream:
-            result = brands_import_csv(stream=stream)
+        try:
+            text = kb_csv_decode(path.read_bytes())
+        except KbFileNotUtf8 as exc:
+            raise CommandError(f"{path}: {exc}") from None
+        result = brands_import_csv(stream=io.StringIO(text, newline=""))
         for error in result.errors:
             self.stderr.write(f"line {error['line']}: {error['error']}")
         self.stdout.write(result.summary())
