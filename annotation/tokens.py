@@ -12,7 +12,9 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-_JOINERS = set("'’.-&+")
+from kb.rules import WORD_JOINERS, is_cjk
+
+_JOINERS = set(WORD_JOINERS)
 _ZWJ = "\u200d"
 
 
@@ -24,14 +26,8 @@ class Token:
     kind: str  # word | cjk | symbol | space
 
 
-def _is_cjk(ch: str) -> bool:
-    o = ord(ch)
-    return (0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xAC00 <= o <= 0xD7AF
-            or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x2FA1F)
-
-
 def _is_word(ch: str) -> bool:
-    return (ch.isalnum() or unicodedata.category(ch)[0] == "M") and not _is_cjk(ch)
+    return (ch.isalnum() or unicodedata.category(ch)[0] == "M") and not is_cjk(ch)
 
 
 def _clusters_onto(ch: str) -> bool:
@@ -51,7 +47,7 @@ def tokenize(text: str) -> list[Token]:
             while j < n and text[j].isspace():
                 j += 1
             kind = "space"
-        elif _is_cjk(ch):
+        elif is_cjk(ch):
             while j < n and _clusters_onto(text[j]):
                 j += 1
             kind = "cjk"

@@ -34,7 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-CATEGORIES = ("skincare", "makeup", "haircare", "fragrance", "nails", "bodycare", "tools", "other")
+from kb.rules import CATEGORY_SLUGS  # noqa: E402 - after the path: the benchmarks run as scripts
+
+CATEGORIES = CATEGORY_SLUGS
 BRANDS = ["Glossier", "SK-II", "La Mer", "Fenty Beauty", "雪花秀", "The Ordinary", "Rare Beauty", "Dior", "CeraVe",
           "Olaplex", "OPI", "Le Labo", "Drunk Elephant", "Laneige", "资生堂", "Charlotte Tilbury"]
 FILLERS = ["loving my", "finally tried", "ngl", "is", "worth it?", "💄", "✨", "vs", "haul from", "#skincare", "tbh",

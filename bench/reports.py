@@ -34,12 +34,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from kb.rules import CATEGORY_SLUGS  # noqa: E402 - after the path: the benchmarks run as scripts
+
 DB_NAME = os.environ.get("PG_BENCH_DB", "bb_bench_reports")
 SERVER_URL = os.environ.get("PG_BENCH_URL", "postgres://postgres@127.0.0.1:5432")
 DB_URL = f"{SERVER_URL}/{DB_NAME}"
 KINDS = ("mentions", "brand_summary", "co_mentions", "emerging")
 PLATFORMS = ("tiktok", "instagram", "reddit", "twitter")
-CATEGORIES = ("skincare", "makeup", "haircare", "fragrance", "nails", "bodycare", "tools", "other")
+CATEGORIES = CATEGORY_SLUGS
 N_BRANDS = 300
 GOLD_SHARE = 0.04
 YEAR_START = datetime(2025, 1, 1, tzinfo=dt_timezone.utc)

@@ -1,6 +1,6 @@
 from django.db import models
 
-CATEGORY_SLUGS = ("skincare", "makeup", "haircare", "fragrance", "nails", "bodycare", "tools", "other")
+from kb.rules import CATEGORY_SLUGS  # noqa: F401 - re-exported: the KB's categories are the shared list
 
 
 class Category(models.Model):

@@ -6,7 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-CATEGORIES = ["skincare", "makeup", "haircare", "fragrance", "nails", "bodycare", "tools", "other"]
+from kb.rules import CATEGORY_SLUGS
+
+CATEGORIES = CATEGORY_SLUGS  # the category head's classes, in this order
 BIO = ["O", "B", "I"]
 GAZ_TAGS = ["O", "B", "I", "FB", "FI"]  # exact KB alias match (B/I) and fuzzy single-word match (FB/FI)
 CASE_TAGS = ["none", "lower", "title", "upper", "mixed"]

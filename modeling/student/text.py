@@ -9,15 +9,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from kb.linking import BrandIndex, normalize
-
-_CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
-# A CJK character is a word of its own (no spaces there); elsewhere letters/digits with inner ' . - & +.
-# "_" ends a word: handles write "@somebymi_official", "@anua_kr", and the brand is the part before it.
-WORD = re.compile(
-    rf"[{_CJK_CLASS}]|(?:(?![{_CJK_CLASS}])[^\W_])(?:(?![{_CJK_CLASS}])[^\W_]|['’.\-&+](?=(?![{_CJK_CLASS}])[^\W_]))*"
-)
-_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
-CJK = re.compile(f"[{_CJK_CLASS}]")
+from kb.rules import CJK, POSSESSIVE, WORD  # noqa: F401 - WORD and CJK are used here and re-exported
 
 
 @dataclass
@@ -40,7 +32,7 @@ def words(text: str) -> list[tuple[int, int]]:
 
 def strip_possessive(text: str, start: int, end: int, index: BrandIndex | None) -> int:
     """'Clinique's' → 'Clinique', but Kiehl's / Pond's stay whole when the KB knows them that way."""
-    m = _POSSESSIVE.search(text[start:end])
+    m = POSSESSIVE.search(text[start:end])
     if not m or end - start <= 2:
         return end
     if index is not None and normalize(text[start:end]) in index.by_key:

@@ -12,8 +12,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from kb.rules import POSSESSIVE, is_cjk
+
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
-_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 
 
 class AlignmentError(ValueError):
@@ -70,16 +71,12 @@ def occurrences(text: str, mention: str, *, folded: tuple[str, list[int]] | None
         start_i, end_i = index[pos], index[end - 1] + 1
         if (start_i, end_i) not in all_hits:
             all_hits.append((start_i, end_i))
-            left_ok = start_i == 0 or not (_is_word_char(needle[0]) and _is_word_char(text[start_i - 1])) or _cjk(needle[0])
-            right_ok = end_i >= len(text) or not (_is_word_char(needle[-1]) and _is_word_char(text[end_i])) or _cjk(needle[-1])
+            left_ok = start_i == 0 or not (_is_word_char(needle[0]) and _is_word_char(text[start_i - 1])) or is_cjk(needle[0])
+            right_ok = end_i >= len(text) or not (_is_word_char(needle[-1]) and _is_word_char(text[end_i])) or is_cjk(needle[-1])
             if left_ok and right_ok:
                 bounded.append((start_i, end_i))
         pos = hay.find(needle, pos + 1)
     return bounded or all_hits
-
-
-def _cjk(ch: str) -> bool:
-    return "\u3040" <= ch <= "\u30ff" or "\u3400" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af"
 
 
 def clean_mention(mention: str) -> str:
@@ -104,8 +101,8 @@ def align_mentions(text: str, mentions: list[str], brands: list[str | None] | No
         if not _fold(mention):
             raise AlignmentError(f"empty mention text {raw!r}")
         hits = occurrences(text, mention, folded=folded)
-        if not hits and _POSSESSIVE.search(mention):
-            hits = occurrences(text, _POSSESSIVE.sub("", mention), folded=folded)
+        if not hits and POSSESSIVE.search(mention):
+            hits = occurrences(text, POSSESSIVE.sub("", mention), folded=folded)
         if not hits:
             raise AlignmentError(f"mention {raw!r} is not in the post text")
         free = [h for h in hits if h not in used]
@@ -119,7 +116,7 @@ def align_mentions(text: str, mentions: list[str], brands: list[str | None] | No
         used.add((start, end))
         cursor = start
         brand = (brands[len(out)] if brands and len(out) < len(brands) else None) or ""
-        if _POSSESSIVE.search(text[start:end]) and not _POSSESSIVE.search(brand.strip()) and end - start > 2:
+        if POSSESSIVE.search(text[start:end]) and not POSSESSIVE.search(brand.strip()) and end - start > 2:
             end -= 2
         out.append(Aligned(start, end, text[start:end]))
     return out

@@ -20,13 +20,15 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from kb.rules import CATEGORY_SLUGS
+
 # Per-request INFO lines from the SDK and its HTTP client would drown the worker logs.
 for _name_ in ("google_genai", "httpx", "httpx2"):
     logging.getLogger(_name_).setLevel(logging.WARNING)
 
 # Bump whenever PROMPT_TEMPLATE or RESPONSE_SCHEMA changes: cached predictions are keyed by it.
 PROMPT_VERSION = "teacher-v1"
-CATEGORIES = ("skincare", "makeup", "haircare", "fragrance", "nails", "bodycare", "tools", "other")
+CATEGORIES = CATEGORY_SLUGS  # the one list (kb/rules.py); the prompt and the response schema name it
 POST_OPEN, POST_CLOSE = "<post>", "</post>"
 
 RESPONSE_SCHEMA = {
