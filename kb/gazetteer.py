@@ -13,16 +13,15 @@ import re
 from dataclasses import dataclass
 
 from kb.linking import BrandEntry, BrandIndex, has_evidence, normalize
+from kb.rules import CJK as _CJK
+from kb.rules import POSSESSIVE as _POSSESSIVE
+from kb.rules import WORD as _WORD
 
 MAX_ALIAS_TOKENS = 6
 # LABELING.md: "Beauty"/"Cosmetics"/"Paris"/"Professional" belong to the span when written as part of
 # the name right there; capitalisation is that evidence ("Fenty Beauty"), except for "cosmetics",
 # which after a brand name is never a generic word.
 NAME_SUFFIXES = {"cosmetics", "beauty", "paris", "professional"}
-# A word: letters/digits with inner apostrophes, hyphens, dots or ampersands (L'Oreal, e.l.f., Dr.Jart, Clean&Clear).
-_WORD = re.compile(r"[^\W_](?:[\w]|['’.\-&+](?=[^\W_]))*", re.UNICODE)
-_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
 @dataclass(frozen=True)
