@@ -1,7 +1,6 @@
 from django.contrib import admin
 
 from annotation.models import Annotation, Assignment, DatasetItem, DatasetVersion, ImportBatch, Post, Prediction, Span
-from modeling.admin_actions import PRELABEL_ACTIONS
 
 
 @admin.register(ImportBatch)
@@ -10,7 +9,7 @@ class ImportBatchAdmin(admin.ModelAdmin):
                     "error_count", "created_by", "created_at"]
     list_filter = ["status", "format"]
     readonly_fields = [f.name for f in ImportBatch._meta.fields]
-    actions = [*PRELABEL_ACTIONS]
+    actions: list = []  # modeling/admin.py adds the pre-label actions (annotation knows no models)
 
 
 @admin.register(Post)
@@ -20,7 +19,7 @@ class PostAdmin(admin.ModelAdmin):
     search_fields = ["text", "external_id", "author"]
     readonly_fields = ["content_hash", "import_batch", "created_at"]
     date_hierarchy = "posted_at"
-    actions = [*PRELABEL_ACTIONS]
+    actions: list = []  # modeling/admin.py adds the pre-label actions (annotation knows no models)
 
     @admin.display(description="text")
     def short_text(self, obj):

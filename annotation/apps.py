@@ -10,6 +10,6 @@ class AnnotationConfig(AppConfig):
 
 
 def _ensure_roles(**kwargs) -> None:
-    from annotation.roles import roles_ensure
+    from beautybrain_app.roles import roles_ensure
 
     roles_ensure()

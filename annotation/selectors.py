@@ -27,9 +27,6 @@ def home_stats_for(user, roles: set[str]) -> dict:
             Prediction.objects.values_list("source").annotate(n=Count("id")).values_list("source", "n")
         )
         stats["recent_imports"] = list(ImportBatch.objects.order_by("-created_at")[:5])
-        from modeling.services.flywheel import flywheel_status
-
-        stats["flywheel"] = flywheel_status()
     return stats
 
 

@@ -4,11 +4,9 @@ from beautybrain_app import converters  # noqa: F401  (registers <id:...>)
 
 from annotation import views
 from annotation import views_editor as editor
-from annotation import views_reports
 from annotation import views_datasets
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("import/", views.import_upload, name="import_upload"),
     path("import/<id:pk>/", views.import_detail, name="import_detail"),
     path("queue/", editor.queue, name="queue"),
@@ -25,8 +23,6 @@ urlpatterns = [
     path("review/<id:post_id>/merge/", editor.review_merge, name="review_merge"),
     path("agreement/", editor.agreement, name="agreement"),
     path("progress/", editor.progress, name="progress"),
-    path("reports/", views_reports.reports, name="reports"),
-    path("reports/<slug:kind>.csv", views_reports.reports_export, name="reports_export"),
     path("datasets/", views_datasets.dataset_list, name="dataset_list"),
     path("datasets/freeze/", views_datasets.dataset_freeze, name="dataset_freeze"),
     path("datasets/v<id:number>/", views_datasets.dataset_detail, name="dataset_detail"),

@@ -1,20 +1,13 @@
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
 from annotation.models import ImportBatch
-from annotation.roles import Role, role_required, user_roles
-from annotation.selectors import home_stats_for, import_batches_recent
+from beautybrain_app.roles import Role, role_required
+from annotation.selectors import import_batches_recent
 from annotation.services.uploads import upload_store
-
-
-@login_required
-def home(request):
-    roles = user_roles(request.user)
-    return render(request, "annotation/home.html", {"stats": home_stats_for(request.user, roles)})
 
 
 @role_required(Role.ADMIN)

@@ -8,7 +8,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from annotation.datasets.interchange import EXPORT_FILES, MANIFEST_FILE
 from annotation.models import DatasetVersion
-from annotation.roles import Role, role_required
+from beautybrain_app.roles import Role, role_required
 from annotation.selectors_datasets import (
     dataset_diff,
     dataset_export_lines,

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from annotation.models import Annotation, Assignment, Post
-from annotation.roles import Role, has_role, role_required
+from beautybrain_app.roles import Role, has_role, role_required
 from annotation.selectors import (
     agreement_report, editor_annotation, editor_state, my_history, progress_report, review_queue, review_state,
 )

@@ -10,8 +10,8 @@ from django.core import signing
 from django.db.models import Prefetch
 
 from annotation.models import Annotation, Post, Prediction, Span
-from annotation.reports.filters import ReportFilters
-from annotation.reports.mentions import MentionStream
+from reports.filters import ReportFilters
+from reports.mentions import MentionStream
 
 CURSOR_SALT = "api.mentions.cursor"
 

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from ninja import NinjaAPI, Query
 from ninja.errors import AuthenticationError, HttpError, Throttled
 
-from annotation.reports.filters import ReportFilterError, report_filters_parse
+from reports.filters import ReportFilterError, report_filters_parse
 from annotation.services.importing import import_objects
 from api import schemas
 from api.auth import TokenAuth, TokenRateThrottle

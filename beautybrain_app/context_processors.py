@@ -1,4 +1,4 @@
-from annotation.roles import user_roles
+from beautybrain_app.roles import user_roles
 
 
 def roles(request) -> dict:

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "kb",
     "annotation",
     "modeling",
+    "reports",
     "api",
 ]
 

@@ -143,7 +143,7 @@ def measure(n_saves: int) -> dict:
     from django.utils import timezone
 
     from annotation.models import Annotation, Assignment, Post
-    from annotation.roles import roles_ensure
+    from beautybrain_app.roles import roles_ensure
     from kb.models import Category
 
     clock = ServerClock()

@@ -123,7 +123,7 @@ def data_generate(target_mentions: int, seed: int = 7) -> dict:
     from django.db import connection, transaction
 
     from annotation.models import Annotation, DatasetVersion, Post, Prediction, Span
-    from annotation.roles import roles_ensure
+    from beautybrain_app.roles import roles_ensure
     from kb.models import Brand, Category
     from modeling.models import ModelGeneration
 

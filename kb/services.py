@@ -216,3 +216,28 @@ def alias_candidate_resolve(*, normalized: str, written: str, brand: Brand, acce
         return alias
     AliasRejection.objects.get_or_create(normalized=normalize(written) or normalized, brand=brand)
     return None
+
+
+class CandidateError(ValueError):
+    """An admin's answer to a brand candidate that cannot be applied; the message says why."""
+
+
+@transaction.atomic
+def brand_from_candidate(*, written: str, action: str, category: Category | None = None,
+                         brand: Brand | None = None) -> Brand:
+    """A form annotators marked that the KB lacks: `create` it as a new brand (in `category`), or add it
+    as an `alias` of `brand`. Returns the brand that now holds the form."""
+    if action == "create":
+        if category is None:
+            raise CandidateError("Pick a category for the new brand.")
+        brand, _ = brand_upsert(canonical_name=written.strip(), category=category, source="annotators")
+    elif action == "alias":
+        if brand is None:
+            raise CandidateError("Pick the brand this is another name of.")
+    else:
+        raise CandidateError(f"Unknown action {action!r}.")
+    try:
+        brand_alias_add(brand=brand, alias=written, origin="annotators")
+    except AliasConflict as exc:
+        raise CandidateError(str(exc)) from exc
+    return brand

@@ -2,8 +2,14 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from annotation.admin import ImportBatchAdmin, PostAdmin
+from modeling.admin_actions import PRELABEL_ACTIONS
 from modeling.admin_export import export_generations, export_state
 from modeling.models import ModelGeneration, PrelabelRun
+
+# Pre-label the selected posts (or the posts of the selected imports) from their changelists.
+ImportBatchAdmin.actions = [*ImportBatchAdmin.actions, *PRELABEL_ACTIONS]
+PostAdmin.actions = [*PostAdmin.actions, *PRELABEL_ACTIONS]
 
 
 @admin.register(PrelabelRun)

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from annotation.models import DatasetVersion
-from annotation.roles import Role, has_role, role_required
+from beautybrain_app.roles import Role, has_role, role_required
 from modeling import selectors
 from modeling.models import ModelGeneration
 from modeling.services import generations as svc

@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
-from annotation.roles import Role, role_required
+from beautybrain_app.roles import Role, role_required
 from modeling.models import PrelabelRun
 from modeling.services.prelabel import SOURCES, SourceUnavailable, prelabel_run_is_finished, prelabel_run_start
 

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from annotation.models import Post
-from annotation.roles import Role, roles_ensure
+from beautybrain_app.roles import Role, roles_ensure
 from annotation.services.importing import content_hash, import_file
 from kb.models import Brand
 from kb.services import brands_import_csv

@@ -525,31 +525,3 @@ def spans_link_unlinked(*, normalized: str, brand: Brand) -> int:
         if normalize(brand_text or text) == normalized or normalize(text) == normalized
     ]
     return Span.objects.filter(pk__in=ids).update(brand=brand, brand_text="")
-
-
-class CandidateError(ValueError):
-    pass
-
-
-@transaction.atomic
-def brand_candidate_resolve(
-    *, normalized: str, written: str, action: str, category: Category | None = None, brand: Brand | None = None
-) -> tuple[Brand, int]:
-    """An admin's answer to an unlinked mention: create it as a new brand, or add it as an alias of an
-    existing one. Either way the unlinked spans with that form get linked. Returns (brand, spans linked)."""
-    from kb.services import AliasConflict, brand_alias_add, brand_upsert
-
-    if action == "create":
-        if category is None:
-            raise CandidateError("Pick a category for the new brand.")
-        brand, _ = brand_upsert(canonical_name=written.strip(), category=category, source="annotators")
-    elif action == "alias":
-        if brand is None:
-            raise CandidateError("Pick the brand this is another name of.")
-    else:
-        raise CandidateError(f"Unknown action {action!r}.")
-    try:
-        brand_alias_add(brand=brand, alias=written, origin="annotators")
-    except AliasConflict as exc:
-        raise CandidateError(str(exc)) from exc
-    return brand, spans_link_unlinked(normalized=normalized, brand=brand)

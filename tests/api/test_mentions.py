@@ -3,7 +3,7 @@
 import pytest
 
 from modeling.models import ModelGeneration
-from tests.annotation.test_reports import table, world  # noqa: F401 - `world` is the reports' fixture
+from tests.reports.test_reports import table, world  # noqa: F401 - `world` is the reports' fixture
 from tests.api.conftest import assert_json_error
 
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from annotation.roles import Role
+from beautybrain_app.roles import Role
 
 ROLES = [r.value for r in Role]
 

@@ -209,7 +209,7 @@ def test_export_generation_command_records_figures_and_serving_uses_the_export(r
     from django.core.management import call_command
     from django.urls import reverse
 
-    from annotation.roles import Role
+    from beautybrain_app.roles import Role
 
     from modeling.services.export import serving_export_dir, serving_predictor
 

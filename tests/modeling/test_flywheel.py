@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import DatasetVersion, Post, Prediction
-from annotation.roles import Role
+from beautybrain_app.roles import Role
 from annotation.services.datasets import dataset_freeze_now
 from modeling.metrics import evaluate
 from modeling.models import FlywheelTick, ModelGeneration, PrelabelRun, ShadowPrediction, ShadowRelease

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import Post
-from annotation.roles import Role
+from beautybrain_app.roles import Role
 from annotation.services.datasets import dataset_freeze_now
 from modeling.models import ModelGeneration
 from modeling.services import generations as svc

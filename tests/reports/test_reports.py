@@ -11,9 +11,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from annotation.models import Annotation, DatasetVersion, Post, Prediction, Span
-from annotation.reports.aggregates import BrandSummary, CoMentions, Emerging, report_table, run_pass
-from annotation.reports.filters import ReportFilterError, report_filters_parse
-from annotation.roles import Role
+from reports.aggregates import BrandSummary, CoMentions, Emerging, report_table, run_pass
+from reports.filters import ReportFilterError, report_filters_parse
+from beautybrain_app.roles import Role
 from annotation.services.importing import content_hash
 from beautybrain_app.csv_cells import cell_safe
 from kb.models import Brand, Category

@@ -2,9 +2,9 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.reports.aggregates import report_table
-from annotation.reports.csv_export import csv_write
-from annotation.reports.filters import BUCKETS, KINDS, ReportFilterError, report_filters_parse
+from reports.aggregates import report_table
+from reports.csv_export import csv_write
+from reports.filters import BUCKETS, KINDS, ReportFilterError, report_filters_parse
 
 
 class Command(BaseCommand):

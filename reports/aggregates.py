@@ -32,8 +32,8 @@ from typing import Iterator
 
 from django.db.models import Count, Max, Min, Q
 
-from annotation.reports.filters import ReportFilters
-from annotation.reports.mentions import (
+from reports.filters import ReportFilters
+from reports.mentions import (
     Mention, MentionStream, PostMentions, bucket_next, bucket_previous, bucket_range, bucket_start, covered_posts,
 )
 

@@ -12,10 +12,10 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from annotation.models import Annotation, Post, Prediction, Span
-from annotation.reports.aggregates import BrandSummary, CoMentions, Emerging, Labels
-from annotation.reports.charts import bar_chart_svg, share_of_voice_svg
-from annotation.reports.filters import ReportFilters
-from annotation.reports.mentions import MentionStream, bucket_range
+from reports.aggregates import BrandSummary, CoMentions, Emerging, Labels
+from reports.charts import bar_chart_svg, share_of_voice_svg
+from reports.filters import ReportFilters
+from reports.mentions import MentionStream, bucket_range
 
 CHART_BRANDS = 7
 TABLE_ROWS = 15

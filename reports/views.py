@@ -5,14 +5,14 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from annotation.reports.aggregates import EMERGING_MIN_MENTIONS, EMERGING_PRIOR_POSTS, report_table
-from annotation.reports.csv_export import csv_chunks
-from annotation.reports.filters import (
+from reports.aggregates import EMERGING_MIN_MENTIONS, EMERGING_PRIOR_POSTS, report_table
+from reports.csv_export import csv_chunks
+from reports.filters import (
     BUCKETS, DEFAULT_BUCKET, KINDS, SOURCE_DEFAULT, ReportFilterError, generations_reportable, platforms_known,
     promoted_model_version, report_filters_parse,
 )
-from annotation.reports.page import reports_page_data_cached
-from annotation.roles import Role, role_required
+from reports.page import reports_page_data_cached
+from beautybrain_app.roles import Role, role_required
 from beautybrain_app.csv_cells import with_bom
 from kb.models import Category
 
@@ -43,10 +43,10 @@ def reports(request):
     try:
         filters = report_filters_parse(request.GET)
     except ReportFilterError as exc:
-        return render(request, "annotation/reports.html", _form_context(request, exc.errors), status=400)
+        return render(request, "reports/reports.html", _form_context(request, exc.errors), status=400)
     context = _form_context(request) | {"filters": filters, "report": reports_page_data_cached(filters),
                                          "query": urlencode(filters.as_query())}
-    return render(request, "annotation/reports.html", context)
+    return render(request, "reports/reports.html", context)
 
 
 @role_required(Role.ANALYST, Role.ADMIN)

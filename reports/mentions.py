@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from annotation.models import Annotation, Post, Prediction, Span
-from annotation.reports.filters import SOURCE_AUTO, SOURCE_GOLD, STUDENT_SOURCE, ReportFilters
+from reports.filters import SOURCE_AUTO, SOURCE_GOLD, STUDENT_SOURCE, ReportFilters
 from kb.linking import normalize
 from kb.models import Brand, Category
 
