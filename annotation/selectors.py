@@ -255,7 +255,8 @@ def alias_candidates(*, limit: int = 200, min_mentions: int = 1) -> list[dict]:
     already some brand's alias, or that an admin rejected for that brand, is not proposed."""
     from collections import Counter
 
-    from kb.linking import get_index, normalize
+    from kb.index import get_index
+    from kb.linking import normalize
     from kb.models import AliasRejection
 
     index = get_index()

@@ -10,11 +10,12 @@ as a name (hashtag, handle, or capitalised) in a text with beauty wording.
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
+
+from kb.rules import POSSESSIVE
 
 FUZZY_THRESHOLD = 90.0
 FUZZY_MIN_LENGTH = 5
@@ -58,7 +59,7 @@ class Link:
 
 
 class BrandIndex:
-    """Normalised alias → brand, in memory. Built from the database by `get_index()`."""
+    """Normalised alias → brand, in memory. Built from the database by `kb.index.get_index()`."""
 
     def __init__(self, entries: dict[str, BrandEntry], evidence_keys: frozenset[str] = frozenset()):
         self.by_key = entries
@@ -120,7 +121,7 @@ class BrandIndex:
 
 def _variants(text: str, key: str) -> list[str]:
     variants = []
-    stripped = re.sub(r"['’]s$", "", text.strip())
+    stripped = POSSESSIVE.sub("", text.strip())
     if stripped != text.strip():
         variants.append(normalize(stripped))
     variants.extend(key[: -len(s)] for s in BRAND_SUFFIXES if key.endswith(s) and len(key) - len(s) >= 2)
@@ -136,48 +137,3 @@ def has_evidence(text: str, entry: BrandEntry, *, context: str | None, hinted: B
         return True
     written_as_name = text[:1] in "#@" or text[:1].isupper()
     return bool(context) and written_as_name and bool(BEAUTY_WORDS.search(context))
-
-
-_lock = threading.Lock()
-_cached: tuple[int, BrandIndex] | None = None
-_VERSION_KEY = "kb:index-version"
-
-
-def bump_index_version() -> None:
-    """Called whenever brands or aliases change, so every process rebuilds its index."""
-    from django.core.cache import cache
-
-    try:
-        cache.incr(_VERSION_KEY)
-    except ValueError:
-        cache.set(_VERSION_KEY, 2, timeout=None)
-
-
-def get_index() -> BrandIndex:
-    from django.core.cache import cache
-
-    global _cached
-    version = cache.get(_VERSION_KEY) or 1
-    with _lock:
-        if _cached is None or _cached[0] != version:
-            _cached = (version, build_index())
-        return _cached[1]
-
-
-def build_index() -> BrandIndex:
-    from kb.models import Brand, BrandAlias
-
-    entries: dict[str, BrandEntry] = {}
-    brands = {
-        b.pk: BrandEntry(b.pk, b.canonical_name, b.category.slug, b.is_ambiguous)
-        for b in Brand.objects.filter(is_active=True).select_related("category")
-    }
-    for brand_id, key in BrandAlias.objects.filter(brand__is_active=True).values_list("brand_id", "normalized"):
-        entries[key] = brands[brand_id]
-    for brand in brands.values():  # a canonical name always names its own brand
-        entries[normalize(brand.canonical_name)] = brand
-    return BrandIndex(entries)
-
-
-def resolve(text: str, **kwargs) -> Link:
-    return get_index().resolve(text, **kwargs)

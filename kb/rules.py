@@ -15,6 +15,8 @@ CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD
               (0x20000, 0x2FA1F))
 CJK_CLASS = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in CJK_RANGES)  # for a regex character class
 CJK = re.compile(f"[{CJK_CLASS}]")
+KANA = re.compile("[\u3040-\u30ff]")  # the scripts inside CJK, for writing a name in the same script
+HANGUL = re.compile("[\uac00-\ud7af]")
 
 
 def is_cjk(ch: str) -> bool:

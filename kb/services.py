@@ -9,7 +9,8 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from beautybrain_app.csv_cells import cell_safe, cell_unescape
-from kb.linking import bump_index_version, normalize
+from kb.index import bump_index_version
+from kb.linking import normalize
 from kb.models import CATEGORY_SLUGS, Brand, BrandAlias, Category
 
 CSV_COLUMNS = [

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from kb.linking import bump_index_version
+from kb.index import bump_index_version
 from kb.models import Brand, BrandAlias, Category
 
 

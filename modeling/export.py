@@ -21,14 +21,14 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import statistics
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from modeling.speed import measure_speed
 
 FORMAT_AWQ = "awq"
 FORMAT_INT8 = "int8"
@@ -331,29 +331,6 @@ def load_exported(export_dir: str | Path, device: str = "cpu"):
 
 # -- evaluation and the gate -----------------------------------------------------------------------
 
-@dataclass
-class Speed:
-    p50_ms: float  # batch 1, median over posts
-    posts_per_s: float  # batch 32, median over repeats
-
-
-def measure_speed(predictor, texts: list[str], *, batch_size: int = 32, latency_posts: int = 20,
-                  repeats: int = 3) -> Speed:
-    texts = [t for t in texts if t] or ["empty"]
-    predictor.predict(texts[:2])  # first call pays one-off costs (allocations, lazy decompression)
-    singles = []
-    for text in texts[:latency_posts]:
-        started = time.perf_counter()
-        predictor.predict([text], batch_size=1)
-        singles.append(time.perf_counter() - started)
-    rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        predictor.predict(texts, batch_size=batch_size)
-        rates.append(len(texts) / (time.perf_counter() - started))
-    return Speed(p50_ms=round(statistics.median(singles) * 1000, 2), posts_per_s=round(statistics.median(rates), 2))
-
-
 def _rounded(figures: dict) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
 
@@ -379,9 +356,11 @@ def evaluate_export(reference, exported, rows: list[dict], *, speed_texts: list[
            "max_span_f1_drop": max_drop, "passed": passed, "test_posts": len(rows)}
     if measure:
         sample = speed_texts or texts
-        sb, sa = measure_speed(reference, sample), measure_speed(exported, sample)
-        out.update(latency_p50_ms_before=sb.p50_ms, latency_p50_ms_after=sa.p50_ms,
-                   posts_per_s_before=sb.posts_per_s, posts_per_s_after=sa.posts_per_s,
-                   speedup=round(sa.posts_per_s / sb.posts_per_s, 3) if sb.posts_per_s else None,
+        sample = [t for t in sample if t] or ["empty"]
+        sb, sa = (measure_speed(p.predict, sample, single=20, batch=32, repeats=3) for p in (reference, exported))
+        out.update(latency_p50_ms_before=sb["latency_ms_p50"], latency_p50_ms_after=sa["latency_ms_p50"],
+                   posts_per_s_before=sb["throughput_posts_s"], posts_per_s_after=sa["throughput_posts_s"],
+                   speedup=(round(sa["throughput_posts_s"] / sb["throughput_posts_s"], 3)
+                            if sb["throughput_posts_s"] and sa["throughput_posts_s"] else None),
                    threads=torch.get_num_threads())
     return out

@@ -56,6 +56,15 @@ class ModelGeneration(models.Model):
         return f"gen-{self.number}"
 
 
+class ExportState(models.TextChoices):
+    """ModelGeneration.export_metrics["state"]: queued → running → passed | failed (the gate) | error."""
+    QUEUED = "queued"
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+
+
 class PrelabelRun(models.Model):
     """One pre-labelling request (command, admin action or page) and its progress."""
 

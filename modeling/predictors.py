@@ -1,8 +1,8 @@
 """Predictors by name for `evaluate` and `predict`: `get_predictor("gazetteer")`, or a generation number.
 
 A Predictor maps texts to interchange rows: {"is_beauty": bool, "brands": [{start, end, text, brand,
-category, ...}]}. The student package registers generations with
-`register_generation_predictor(factory)` where `factory(number: int) -> Predictor`.
+category, ...}]}. Generations are served by modeling.services.serving (imported when one is asked for,
+so this module stays free of torch).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class GazetteerPredictor:
         from kb.gazetteer import Gazetteer
 
         if index is None:
-            from kb.linking import get_index
+            from kb.index import get_index
 
             index = get_index()
         self.gazetteer = Gazetteer(index)
@@ -45,38 +45,25 @@ class GazetteerPredictor:
 
 
 _FACTORIES: dict[str, Callable[[], Predictor]] = {"gazetteer": GazetteerPredictor}
-_generation_factory: Callable[[int], Predictor] | None = None
 
 
 def register(name: str, factory: Callable[[], Predictor]) -> None:
     _FACTORIES[name] = factory
 
 
-def register_generation_predictor(factory: Callable[[int], Predictor]) -> None:
-    global _generation_factory
-    _generation_factory = factory
-
-
 def get_predictor(name: str) -> Predictor:
     name = str(name).strip()
     number = name.removeprefix("gen-")
     if number.isdigit():
-        if _generation_factory is None:
-            _try_student_registration()
-        if _generation_factory is None:
-            raise UnknownPredictor(f"Generation predictors are not available (no student inference installed); got {name!r}.")
-        return _generation_factory(int(number))
+        try:
+            from modeling.services.serving import generation_predictor
+        except ImportError as exc:
+            raise UnknownPredictor(f"Generation predictors are not available (student inference is not installed: {exc}); "
+                                   f"got {name!r}.") from exc
+        return generation_predictor(int(number))
     if name not in _FACTORIES:
         raise UnknownPredictor(f"Unknown model {name!r}: use a generation number or one of {', '.join(sorted(_FACTORIES))}.")
     return _FACTORIES[name]()
-
-
-def _try_student_registration() -> None:
-    """The student package registers itself on import; importing it here keeps this module free of torch."""
-    try:
-        import modeling.student.predictor  # noqa: F401
-    except ImportError:
-        pass
 
 
 def gazetteer_predict_texts(texts: list[str]) -> list[dict]:

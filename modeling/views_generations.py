@@ -8,6 +8,7 @@ from django_htmx.http import HttpResponseStopPolling
 from annotation.models import DatasetVersion
 from beautybrain_app.roles import Role, has_role, role_required
 from modeling import selectors
+from modeling.lifecycle import ACTIVE
 from modeling.models import ModelGeneration
 from modeling.services import generations as svc
 from modeling.services import shadow
@@ -32,7 +33,7 @@ def generation_list(request):
 @role_required(*VIEW_ROLES)
 def generation_detail(request, number: int):
     generation = get_object_or_404(ModelGeneration.objects.select_related("dataset_version"), number=number)
-    finished = generation.status not in svc.ACTIVE
+    finished = generation.status not in ACTIVE
     columns, rows = selectors.generation_comparison(generation)
     context = {"g": generation, "finished": finished, "percent": round(100 * (generation.progress or 0)),
                "loss_chart": selectors.generation_loss_chart(generation), "columns": columns, "rows": rows,

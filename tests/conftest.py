@@ -34,13 +34,13 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _fresh_kb_index():
     """Each test rolls its brands back, so no test may see a link index built by another."""
-    import kb.linking
+    import kb.index
     from django.core.cache import cache
 
-    kb.linking._cached = None
+    kb.index._cached = None
     cache.clear()  # the file cache outlives a test's rolled-back database (throttles, index versions)
     yield
-    kb.linking._cached = None
+    kb.index._cached = None
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from django.utils import timezone
 from annotation.models import Annotation, Post, Prediction, Span
 from annotation.selectors import editor_spans
 from annotation.services.queue import assignment_complete
-from kb.linking import get_index, normalize
+from kb.index import get_index
+from kb.linking import BrandIndex, normalize
 from kb.models import Brand, Category
 
 UNDO_DEPTH = 50
-OPS = ("add", "delete", "update", "flag", "dismiss", "undismiss", "accept", "accept_all", "batch")
 
 
 class EditError(ValueError):
@@ -103,23 +103,18 @@ def annotation_change(
         raise EditConflict(annotation, op)
     _refuse_if_read_only(annotation)
     before = (annotation.is_beauty, annotation.no_brands, annotation.dismissed)
-    _load(annotation)
+    session = EditSession.open(annotation)
     try:
-        inverse, message = _apply(annotation, op)
+        inverse, message = _apply(session, op)
     except EditError:
         # The transaction rolls the rows back; put the in-memory copy back too.
         annotation.is_beauty, annotation.no_brands, annotation.dismissed = before
-        _forget(annotation)
         raise
     log = list(annotation.undo_log)
     if record_undo and inverse:
         log = (log + [{"inverse": inverse, "label": message}])[-UNDO_DEPTH:]
-    try:
-        _bump(annotation, version, active_seconds, undo_log=log)
-    except EditConflict:
-        _forget(annotation)
-        raise
-    return _applied(annotation, message, inverse)
+    _bump(annotation, version, active_seconds, undo_log=log)
+    return session.applied(message, inverse)
 
 
 @transaction.atomic
@@ -131,15 +126,11 @@ def annotation_undo(*, annotation: Annotation, version: int, active_seconds: flo
     if not log:
         raise EditError("Nothing to undo.")
     entry = log.pop()
-    _load(annotation)
-    try:
-        for inverse_op in entry["inverse"]:
-            _apply(annotation, inverse_op)
-        _bump(annotation, version, active_seconds, undo_log=log)
-    except (EditError, EditConflict):
-        _forget(annotation)
-        raise
-    return _applied(annotation, f"Undid: {entry['label']}", [])
+    session = EditSession.open(annotation)
+    for inverse_op in entry["inverse"]:
+        _apply(session, inverse_op)
+    _bump(annotation, version, active_seconds, undo_log=log)
+    return session.applied(f"Undid: {entry['label']}", [])
 
 
 # The categories change only through the admin (or `categories_ensure`), and every such change bumps
@@ -156,66 +147,73 @@ def _categories_for(index) -> tuple[list[Category], dict[str, Category], dict[in
     return cached[1:]
 
 
-# The spans a change works on are read once per change (one query) and kept on the annotation object
-# while the change runs, with the categories and the KB index: the save request stays a handful of queries.
-def _load(annotation: Annotation) -> None:
-    annotation._editor_index = get_index()
-    cats, by_slug, by_pk = _categories_for(annotation._editor_index)
-    annotation._editor_cats, annotation._editor_cat_by_slug, annotation._editor_cat_by_pk = cats, by_slug, by_pk
-    # Unordered: the span list is sorted once the change is done (`_applied`).
-    spans = editor_spans(annotation_id=annotation.pk)
-    for span in spans:  # what the span list shows, without joining brand and category
-        _for_display(annotation, span)
-    annotation._editor_spans = spans
+@dataclass
+class EditSession:
+    """What one change works on, read once (one query for the spans) and dropped when it is done: the
+    annotation, its spans, the categories and the KB index. The save request stays a handful of queries."""
 
+    annotation: Annotation
+    index: BrandIndex
+    categories: list[Category]
+    category_by_slug: dict[str, Category]
+    category_by_pk: dict[int, Category]
+    spans: list[Span]  # unordered while the change runs; sorted in `applied`
 
-def _forget(annotation: Annotation) -> None:
-    for name in ("_editor_spans", "_editor_cats", "_editor_cat_by_slug", "_editor_cat_by_pk", "_editor_index"):
-        annotation.__dict__.pop(name, None)
+    @classmethod
+    def open(cls, annotation: Annotation) -> EditSession:
+        index = get_index()
+        cats, by_slug, by_pk = _categories_for(index)
+        session = cls(annotation, index, cats, by_slug, by_pk, editor_spans(annotation_id=annotation.pk))
+        for span in session.spans:  # what the span list shows, without joining brand and category
+            session.show(span)
+        return session
 
+    def applied(self, message: str, inverse: list[dict]) -> Applied:
+        spans = sorted(self.spans, key=lambda s: (s.start, s.end))
+        return Applied(self.annotation, message, inverse, spans, self.categories)
 
-def _index(annotation: Annotation):
-    """The KB index, looked up once per change in `_load` (its freshness check reads the cache)."""
-    return annotation._editor_index
+    def find(self, start: int, end: int) -> Span | None:
+        return next((s for s in self.spans if s.start == start and s.end == end), None)
 
+    def show(self, span: Span) -> None:
+        """Attach what the span list shows: brand name, category, and the source the span came from."""
+        span.brand = self.brand_for_display(span.brand_id)
+        span.category = self.category_by_pk.get(span.category_id)
+        span.source = span.suggested_by.split(":", 1)[0]
 
-def _applied(annotation: Annotation, message: str, inverse: list[dict]) -> Applied:
-    spans = sorted(annotation._editor_spans, key=lambda s: (s.start, s.end))
-    applied = Applied(annotation, message, inverse, spans, annotation._editor_cats)
-    _forget(annotation)
-    return applied
+    def brand_for_display(self, brand_id: int | None) -> Brand | None:
+        """A Brand carrying what the span list shows, from the in-memory KB index when it knows it."""
+        if brand_id is None:
+            return None
+        entry = self.index.by_id.get(brand_id)
+        if entry is not None:
+            return Brand(pk=entry.brand_id, canonical_name=entry.canonical_name)
+        return Brand.objects.filter(pk=brand_id).first()
 
+    def brand_category_id(self, brand_id: int) -> int | None:
+        entry = self.index.by_id.get(brand_id)
+        if entry is not None and entry.category in self.category_by_slug:
+            return self.category_by_slug[entry.category].pk
+        return Brand.objects.filter(pk=brand_id).values_list("category_id", flat=True).first()
 
-def _spans(annotation: Annotation) -> list[Span]:
-    return annotation._editor_spans
+    def brand_id(self, op: dict) -> int | None:
+        brand_id = _optional_id(op, "brand_id")
+        if brand_id is not None and brand_id not in self.index.by_id and not Brand.objects.filter(pk=brand_id).exists():
+            raise EditError(f"Unknown brand {brand_id}.")
+        return brand_id
 
-
-def _find(annotation: Annotation, start: int, end: int) -> Span | None:
-    return next((s for s in _spans(annotation) if s.start == start and s.end == end), None)
-
-
-def _for_display(annotation: Annotation, span: Span) -> None:
-    """Attach what the span list shows: brand name, category, and the source the span came from."""
-    span.brand = _brand_for_display(annotation, span.brand_id)
-    span.category = annotation._editor_cat_by_pk.get(span.category_id)
-    span.source = span.suggested_by.split(":", 1)[0]
-
-
-def _brand_for_display(annotation: Annotation, brand_id: int | None) -> Brand | None:
-    """A Brand carrying what the span list shows, from the in-memory KB index when it knows it."""
-    if brand_id is None:
+    def category_id(self, op: dict) -> int | None:
+        if op.get("category_id") not in (None, ""):
+            pk = _int(op, "category_id")
+            if pk not in self.category_by_pk:
+                raise EditError(f"Unknown category {pk}.")
+            return pk
+        if op.get("category"):
+            cat = self.category_by_slug.get(op["category"])
+            if cat is None:
+                raise EditError(f"Unknown category {op['category']!r}.")
+            return cat.pk
         return None
-    entry = _index(annotation).by_id.get(brand_id)
-    if entry is not None:
-        return Brand(pk=entry.brand_id, canonical_name=entry.canonical_name)
-    return Brand.objects.filter(pk=brand_id).first()
-
-
-def _brand_category_id(annotation: Annotation, brand_id: int) -> int | None:
-    entry = _index(annotation).by_id.get(brand_id)
-    if entry is not None and entry.category in annotation._editor_cat_by_slug:
-        return annotation._editor_cat_by_slug[entry.category].pk
-    return Brand.objects.filter(pk=brand_id).values_list("category_id", flat=True).first()
 
 
 def _update(model, *, where: dict, values: dict) -> int:
@@ -252,11 +250,11 @@ def _bump(annotation: Annotation, version: int, active_seconds: float, *, undo_l
     annotation.updated_at = now
 
 
-def _apply(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
-    kind = op.get("op")
-    if kind not in OPS:
-        raise EditError(f"Unknown change {kind!r}.")
-    return globals()[f"_op_{kind}"](annotation, op)
+def _apply(session: EditSession, op: dict) -> tuple[list[dict], str]:
+    handler = OPS.get(op.get("op")) if isinstance(op.get("op"), str) else None
+    if handler is None:
+        raise EditError(f"Unknown change {op.get('op')!r}.")
+    return handler(session, op)
 
 
 MAX_ID = 2**31 - 1  # the largest id any of our tables hands out; a longer number is an error, not a query
@@ -277,33 +275,13 @@ def _optional_id(op: dict, key: str) -> int | None:
     return None if op.get(key) in (None, "") else _int(op, key)
 
 
-def _brand_id(annotation: Annotation, op: dict) -> int | None:
-    brand_id = _optional_id(op, "brand_id")
-    if brand_id is not None and brand_id not in _index(annotation).by_id and not Brand.objects.filter(pk=brand_id).exists():
-        raise EditError(f"Unknown brand {brand_id}.")
-    return brand_id
-
-
 def _span_dict(span: Span) -> dict:
     return {"op": "add", "start": span.start, "end": span.end, "brand_id": span.brand_id, "brand_text": span.brand_text,
             "category_id": span.category_id, "suggested_by": span.suggested_by, "link": False}
 
 
-def _category_id(annotation: Annotation, op: dict) -> int | None:
-    if op.get("category_id") not in (None, ""):
-        pk = _int(op, "category_id")
-        if pk not in annotation._editor_cat_by_pk:
-            raise EditError(f"Unknown category {pk}.")
-        return pk
-    if op.get("category"):
-        cat = annotation._editor_cat_by_slug.get(op["category"])
-        if cat is None:
-            raise EditError(f"Unknown category {op['category']!r}.")
-        return cat.pk
-    return None
-
-
-def _op_add(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+def _op_add(session: EditSession, op: dict) -> tuple[list[dict], str]:
+    annotation = session.annotation
     text = annotation.post.text
     start, end = _int(op, "start"), _int(op, "end")
     if not 0 <= start < end <= len(text):
@@ -315,7 +293,7 @@ def _op_add(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
         end -= 1
     if start == end:
         raise EditError("Select some text, not only spaces.")
-    spans = _spans(annotation)
+    spans = session.spans
     overlapping = [s for s in spans if s.start < end and s.end > start]
     if overlapping and not op.get("replace"):
         other = overlapping[0]
@@ -324,74 +302,76 @@ def _op_add(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
     if overlapping:
         Span.objects.filter(pk__in=[s.pk for s in overlapping]).delete()
         spans[:] = [s for s in spans if s not in overlapping]
-    brand_id = _brand_id(annotation, op)
-    category_id = _category_id(annotation, op)
+    brand_id = session.brand_id(op)
+    category_id = session.category_id(op)
     brand_text = (op.get("brand_text") or "")[:200]
     if brand_id is None and not brand_text and op.get("link", True):
-        link = _index(annotation).resolve(text[start:end], context=text)
+        link = session.index.resolve(text[start:end], context=text)
         if link.brand is not None:
             brand_id = link.brand.brand_id
     if brand_id is not None and category_id is None:
-        category_id = _brand_category_id(annotation, brand_id)
+        category_id = session.brand_category_id(brand_id)
     span = Span.objects.create(
         annotation=annotation, start=start, end=end, text=text[start:end][:500], brand_id=brand_id,
         brand_text=brand_text, category_id=category_id, suggested_by=(op.get("suggested_by") or "")[:140],
     )
-    _for_display(annotation, span)
+    session.show(span)
     spans.append(span)
     if annotation.no_brands:
         annotation.no_brands = False
     return [{"op": "delete", "start": span.start, "end": span.end}] + inverse, f"added “{span.text}”"
 
 
-def _op_delete(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
-    span = _find(annotation, _int(op, "start"), _int(op, "end"))
+def _op_delete(session: EditSession, op: dict) -> tuple[list[dict], str]:
+    span = session.find(_int(op, "start"), _int(op, "end"))
     if span is None:
         raise EditError("That span is already gone.")
     inverse = [_span_dict(span)]
     Span.objects.filter(pk=span.pk).delete()
-    _spans(annotation).remove(span)
+    session.spans.remove(span)
     return inverse, f"deleted “{span.text}”"
 
 
-def _op_update(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
-    span = _find(annotation, _int(op, "start"), _int(op, "end"))
+def _op_update(session: EditSession, op: dict) -> tuple[list[dict], str]:
+    span = session.find(_int(op, "start"), _int(op, "end"))
     if span is None:
         raise EditError("That span no longer exists.")
     before = {"op": "update", "start": span.start, "end": span.end}
     changed = []
     if "category_id" in op or "category" in op:
         before["category_id"] = span.category_id
-        span.category_id = _category_id(annotation, op)
+        span.category_id = session.category_id(op)
         changed.append("category_id")
     if "brand_id" in op or "brand_text" in op:
         before["brand_id"], before["brand_text"] = span.brand_id, span.brand_text
-        span.brand_id = _brand_id(annotation, op)
+        span.brand_id = session.brand_id(op)
         span.brand_text = (op.get("brand_text") or "")[:200] if span.brand_id is None else ""
         changed += ["brand_id", "brand_text"]
         if span.brand_id is not None and "category_id" not in changed and span.category_id is None:
-            span.category_id = _brand_category_id(annotation, span.brand_id)
+            span.category_id = session.brand_category_id(span.brand_id)
             before.setdefault("category_id", None)
             changed.append("category_id")
     if not changed:
         raise EditError("Nothing to change.")
     _update(Span, where={"id": span.pk}, values={name: getattr(span, name) for name in changed})
-    _for_display(annotation, span)
+    session.show(span)
     return [before], f"changed “{span.text}”"
 
 
-def _op_flag(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+def _op_flag(session: EditSession, op: dict) -> tuple[list[dict], str]:
+    annotation = session.annotation
     before = {"op": "flag", "is_beauty": annotation.is_beauty, "no_brands": annotation.no_brands}
     if "is_beauty" in op:
         annotation.is_beauty = op["is_beauty"] if op["is_beauty"] in (True, False, None) else str(op["is_beauty"]) == "true"
     if "no_brands" in op:
         annotation.no_brands = op["no_brands"] in (True, "true", "1", 1)
-    if annotation.no_brands and _spans(annotation):
+    if annotation.no_brands and session.spans:
         raise EditError("Delete the spans before marking the post as having no brands.")
     return [before], "changed the post flags"
 
 
-def _op_dismiss(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+def _op_dismiss(session: EditSession, op: dict) -> tuple[list[dict], str]:
+    annotation = session.annotation
     key = str(op.get("key", ""))
     if not key or len(key) > MAX_DISMISS_KEY:
         raise EditError("That is not a suggestion of this post.")
@@ -401,13 +381,14 @@ def _op_dismiss(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
     return [{"op": "undismiss", "key": key}], "rejected a suggestion"
 
 
-def _op_undismiss(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+def _op_undismiss(session: EditSession, op: dict) -> tuple[list[dict], str]:
+    annotation = session.annotation
     key = str(op.get("key", ""))
     annotation.dismissed = [k for k in annotation.dismissed if k != key]
     return [{"op": "dismiss", "key": key}], "restored a suggestion"
 
 
-def _op_batch(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+def _op_batch(session: EditSession, op: dict) -> tuple[list[dict], str]:
     """Inverse of a multi-span change: applied in order."""
     inverse: list[dict] = []
     ops = op.get("ops", [])
@@ -419,7 +400,7 @@ def _op_batch(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
     if not isinstance(ops, list) or not all(isinstance(sub, dict) for sub in ops):
         raise EditError("ops must be a JSON list of changes.")
     for sub in ops:
-        sub_inverse, _ = _apply(annotation, sub)
+        sub_inverse, _ = _apply(session, sub)
         inverse = sub_inverse + inverse
     return inverse, op.get("label", "changed several spans")
 
@@ -450,15 +431,17 @@ def _suggestion_op(prediction: Prediction, s: dict) -> dict:
             "link": not s.get("brand_id") and not s.get("brand")}
 
 
-def _op_accept(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+def _op_accept(session: EditSession, op: dict) -> tuple[list[dict], str]:
+    annotation = session.annotation
     prediction, s = _suggestion(annotation, str(op.get("source")), _int(op, "start"), _int(op, "end"))
-    inverse, _ = _op_add(annotation, _suggestion_op(prediction, s))
+    inverse, _ = _op_add(session, _suggestion_op(prediction, s))
     return inverse, f"accepted “{s.get('text', '')}” from the {prediction.source}"
 
 
-def _op_accept_all(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
+def _op_accept_all(session: EditSession, op: dict) -> tuple[list[dict], str]:
+    annotation = session.annotation
     source = str(op.get("source"))
-    have = {(s.start, s.end) for s in _spans(annotation)}
+    have = {(s.start, s.end) for s in session.spans}
     inverse: list[dict] = []
     n = 0
     for prediction in suggestions_for(annotation.post):
@@ -468,7 +451,7 @@ def _op_accept_all(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
             key = f"{source}:{s['start']}:{s['end']}"
             if (s["start"], s["end"]) in have or key in annotation.dismissed:
                 continue
-            sub_inverse, _ = _op_add(annotation, _suggestion_op(prediction, s))
+            sub_inverse, _ = _op_add(session, _suggestion_op(prediction, s))
             have.add((s["start"], s["end"]))
             inverse = sub_inverse + inverse
             n += 1
@@ -479,6 +462,13 @@ def _op_accept_all(annotation: Annotation, op: dict) -> tuple[list[dict], str]:
 
 
 # --- submitting -------------------------------------------------------------------------------
+
+# op name → handler(session, op) -> (inverse changes, message); `_apply` dispatches through it.
+OPS = {
+    "add": _op_add, "delete": _op_delete, "update": _op_update, "flag": _op_flag, "dismiss": _op_dismiss,
+    "undismiss": _op_undismiss, "accept": _op_accept, "accept_all": _op_accept_all, "batch": _op_batch,
+}
+
 
 @transaction.atomic
 def annotation_submit(*, annotation: Annotation, version: int, active_seconds: float = 0.0) -> Annotation:

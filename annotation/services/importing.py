@@ -7,7 +7,6 @@ by the sha256 of their exact text. Rows that carry `brands`/`is_beauty` become g
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -20,9 +19,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from annotation.datasets.interchange import content_hash  # noqa: F401  (the post identity; callers import it from here)
 from annotation.models import Annotation, ImportBatch, Post, Span
 from annotation.services.users import system_user
-from kb.linking import Link, get_index
+from kb.index import get_index
+from kb.linking import Link
 from kb.models import Category
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,6 @@ BRAND_TEXT_MAX = Span._meta.get_field("brand_text").max_length
 
 class RowError(ValueError):
     pass
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def detect_format(filename: str) -> str:

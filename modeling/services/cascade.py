@@ -25,7 +25,7 @@ CASCADE_FILE = "cascade.json"
 
 
 def _student(generation: ModelGeneration):
-    from modeling.student.predictor import load_artifact
+    from modeling.services.serving import load_artifact
 
     return load_artifact(generation.artifact_path, device=settings.TORCH_DEVICE)
 
@@ -123,12 +123,12 @@ def cascade_predict_texts(*, texts: list[str], share: float) -> tuple[list[dict]
     """Interchange predictions for texts (the `predict --model cascade` command): teacher answers for the
     least sure `share`, the promoted student's elsewhere. Returns (rows, indexes sent to the teacher)."""
     from modeling.services.prelabel import BudgetExhausted, promoted_generation, teacher_budget_check, teacher_spans
-    from modeling.teacher.client import get_client
+    from modeling.services.teacher import teacher_client
 
     generation = promoted_generation()
     preds, p_error = cascade_p_error(generation, texts)
     chosen = cascade.route(p_error, share, _budget_posts())
-    client = get_client()
+    client = teacher_client()
     spent = Decimal(0)
     answers: dict[int, dict] = {}
     for i in chosen:

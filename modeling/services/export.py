@@ -3,7 +3,7 @@
 The quantisation itself is Django-free (modeling/export.py); this module records it on the
 ModelGeneration row (export_path, export_metrics) and tells serving which export to use.
 
-export_metrics["state"]: queued → running → passed | failed (gate: too much span F1 lost, kept for
+export_metrics["state"] (ExportState): queued → running → passed | failed (gate: too much span F1 lost, kept for
 audit, never served) | error (the export itself broke; generation stays usable unquantised).
 A generation that is `ready` is `exporting` while its export runs, so it cannot be promoted half-way.
 """
@@ -19,13 +19,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from modeling.models import ModelGeneration
+from modeling.lifecycle import EXPORT_DONE, guard
+from modeling.models import ExportState, ModelGeneration
 
 log = logging.getLogger(__name__)
 Status = ModelGeneration.Status
 
-EXPORTABLE = {Status.READY, Status.EXPORTING, Status.PROMOTED, Status.RETIRED}
-DONE_STATES = {"passed", "failed"}
 
 
 class ExportRefused(Exception):
@@ -46,12 +45,11 @@ def _resolve_format(generation: ModelGeneration, fmt: str | None) -> str:
 
 def generation_export_enqueue(*, generation: ModelGeneration, fmt: str | None = None, force: bool = False) -> None:
     """Queue the export on the gpu queue once the current transaction commits."""
-    if generation.status not in EXPORTABLE:
-        raise ExportRefused(f"gen-{generation.number} is {generation.status}: only a trained generation is exported.")
+    guard(generation, "export", ExportRefused)
     from modeling.tasks import gpu_export_generation
 
     pk = generation.pk
-    ModelGeneration.objects.filter(pk=pk).update(export_metrics={"state": "queued", "format": fmt or ""})
+    ModelGeneration.objects.filter(pk=pk).update(export_metrics={"state": ExportState.QUEUED, "format": fmt or ""})
     transaction.on_commit(lambda: gpu_export_generation.delay(pk, fmt, force))
 
 
@@ -81,17 +79,15 @@ def generation_export(*, generation_id: int, fmt: str | None = None, force: bool
 
     with transaction.atomic():
         generation = ModelGeneration.objects.select_for_update().get(pk=generation_id)
-        if generation.status not in EXPORTABLE:
-            raise ExportRefused(f"gen-{generation.number} is {generation.status}: only a trained generation "
-                                "is exported.")
+        guard(generation, "export", ExportRefused)
         fmt = _resolve_format(generation, fmt)
         previous = generation.export_metrics or {}
-        if (not force and previous.get("state") in DONE_STATES and previous.get("format") == fmt
+        if (not force and previous.get("state") in EXPORT_DONE and previous.get("format") == fmt
                 and Path(generation.export_path, export.MANIFEST).exists()):
             return previous
         restore = Status.READY if generation.status in {Status.READY, Status.EXPORTING} else generation.status
         generation.status = Status.EXPORTING if restore == Status.READY else generation.status
-        generation.export_metrics = {"state": "running", "format": fmt, "started_at": timezone.now().isoformat()}
+        generation.export_metrics = {"state": ExportState.RUNNING, "format": fmt, "started_at": timezone.now().isoformat()}
         generation.save(update_fields=["status", "export_metrics"])
 
     torch.set_num_threads(max(1, int(settings.TORCH_THREADS)))
@@ -105,11 +101,11 @@ def generation_export(*, generation_id: int, fmt: str | None = None, force: bool
         metrics = {**manifest, **metrics}
     except Exception as exc:
         log.exception("gen-%s export (%s) failed", generation.number, fmt)
-        metrics = {"state": "error", "format": fmt, "passed": False, "error": f"{type(exc).__name__}: {exc}"}
+        metrics = {"state": ExportState.ERROR, "format": fmt, "passed": False, "error": f"{type(exc).__name__}: {exc}"}
     metrics["finished_at"] = timezone.now().isoformat()
     with transaction.atomic():
         row = ModelGeneration.objects.select_for_update().get(pk=generation_id)
-        row.export_path = str(out_dir) if metrics["state"] != "error" else ""
+        row.export_path = str(out_dir) if metrics["state"] != ExportState.ERROR else ""
         row.export_metrics = metrics
         if row.status == Status.EXPORTING:
             row.status = restore
@@ -132,7 +128,7 @@ def generation_export_evaluate(*, generation: ModelGeneration, export_dir: Path,
     if rows and not figures["passed"]:
         reason = (f"span F1 fell by {figures['span_f1_drop'] * 100:.1f} points "
                   f"(more than {settings.EXPORT_MAX_SPAN_F1_DROP * 100:.1f})")
-    return {**figures, "passed": passed, "state": "passed" if passed else "failed", "reason": reason,
+    return {**figures, "passed": passed, "state": ExportState.PASSED if passed else ExportState.FAILED, "reason": reason,
             "dataset_version": generation.dataset_version.number}
 
 
@@ -146,7 +142,7 @@ def serving_export_dir(generation: ModelGeneration) -> Path | None:
     from modeling.export import MANIFEST
 
     metrics = generation.export_metrics or {}
-    if metrics.get("state") != "passed" or not generation.export_path:
+    if metrics.get("state") != ExportState.PASSED or not generation.export_path:
         return None
     path = Path(generation.export_path)
     return path if (path / MANIFEST).exists() else None

@@ -18,12 +18,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation.models import Annotation, DatasetVersion
+from modeling.lifecycle import ACTIVE
 from modeling.models import FlywheelTick, ModelGeneration
 
 log = logging.getLogger(__name__)
 Status = ModelGeneration.Status
 Outcome = FlywheelTick.Outcome
-BUSY = {Status.QUEUED, Status.TRAINING, Status.EVALUATING, Status.EXPORTING}
 # A tick still `running` after this long lost its worker: the next one may go.
 TICK_STALE_AFTER = timedelta(hours=12)
 
@@ -72,7 +72,7 @@ def policy_decide(policy: Policy | None = None, *, now=None) -> Decision:
     new_gold = new_gold_count(last)
     if not policy.enabled:
         return Decision(False, "the flywheel is switched off (FLYWHEEL_ENABLED=false)", new_gold, False)
-    busy = ModelGeneration.objects.filter(status__in=BUSY).order_by("-number").first()
+    busy = ModelGeneration.objects.filter(status__in=ACTIVE).order_by("-number").first()
     if busy is not None:
         return Decision(False, f"gen-{busy.number} is {busy.status}: one generation at a time", new_gold, False)
     if DatasetVersion.objects.filter(status=DatasetVersion.Status.FREEZING).exists():

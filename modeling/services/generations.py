@@ -23,14 +23,13 @@ from django.db.models import Max
 from django.utils import timezone
 
 from annotation.models import DatasetItem, DatasetVersion, Post, Prediction
+from modeling.lifecycle import FINISHED, guard
 from modeling.models import ModelGeneration
 from modeling.speed import measure_speed
 
 log = logging.getLogger(__name__)
 Status = ModelGeneration.Status
 
-ACTIVE = {Status.QUEUED, Status.TRAINING, Status.EVALUATING}
-FINISHED = {Status.READY, Status.PROMOTED, Status.RETIRED, Status.FAILED, Status.CANCELLED}
 LOSS_HISTORY_MAX = 400
 MAX_EPOCHS = 100
 
@@ -91,9 +90,7 @@ def generation_resume(*, generation: ModelGeneration) -> ModelGeneration:
     training picks up at its last checkpoint."""
     with transaction.atomic():
         generation = ModelGeneration.objects.select_for_update().get(pk=generation.pk)
-        if generation.status not in {Status.TRAINING, Status.QUEUED, Status.FAILED, Status.CANCELLED,
-                                     Status.EVALUATING}:
-            raise GenerationError(f"gen-{generation.number} is {generation.status}: nothing to resume.")
+        guard(generation, "resume", GenerationError)
         generation.status = Status.QUEUED
         generation.cancel_requested = False
         generation.error = ""
@@ -106,25 +103,22 @@ def generation_cancel(*, generation: ModelGeneration) -> ModelGeneration:
     """A queued generation is cancelled at once; a training one at its next step (the task checks)."""
     with transaction.atomic():
         generation = ModelGeneration.objects.select_for_update().get(pk=generation.pk)
+        guard(generation, "cancel", GenerationError)
         if generation.status == Status.QUEUED:
             generation.status = Status.CANCELLED
             generation.finished_at = timezone.now()
             generation.cancel_requested = True
             generation.save(update_fields=["status", "finished_at", "cancel_requested"])
-        elif generation.status in {Status.TRAINING, Status.EVALUATING}:
+        else:  # training or evaluating: the task stops at its next step
             generation.cancel_requested = True
             generation.save(update_fields=["cancel_requested"])
-        else:
-            raise GenerationError(f"gen-{generation.number} is {generation.status}: it cannot be cancelled.")
     return generation
 
 
 def generation_retire(*, generation: ModelGeneration, user=None) -> ModelGeneration:
     with transaction.atomic():
         generation = ModelGeneration.objects.select_for_update().get(pk=generation.pk)
-        if generation.status not in {Status.READY, Status.PROMOTED}:
-            raise GenerationError(f"gen-{generation.number} is {generation.status}: only a ready or promoted "
-                                  "generation can be retired.")
+        guard(generation, "retire", GenerationError)
         generation.status = Status.RETIRED
         generation.save(update_fields=["status"])
     log.info("gen-%s retired by %s", generation.number, user)
@@ -135,9 +129,7 @@ def generation_promote(*, generation: ModelGeneration, user=None, force: bool = 
     """Promote when its test span F1 beats the promoted generation's; `force` (admins) overrides, logged."""
     with transaction.atomic():
         generation = ModelGeneration.objects.select_for_update().get(pk=generation.pk)
-        if generation.status not in {Status.READY, Status.RETIRED}:
-            raise GenerationError(f"gen-{generation.number} is {generation.status}: only a ready generation can "
-                                  "be promoted.")
+        guard(generation, "promote", GenerationError)
         current = ModelGeneration.objects.select_for_update().filter(status=Status.PROMOTED).first()
         mine = _span_f1(generation)
         note = f"span F1 {mine:.4f}"
@@ -190,7 +182,7 @@ def dataset_examples(version: DatasetVersion, silver_weight: float):
 
 
 def _student_index():
-    from kb.linking import get_index
+    from kb.index import get_index
 
     return get_index()
 

@@ -4,7 +4,7 @@ A source is a `Source`: its `model_version`/`prompt_version` (with the post, the
 Prediction) and `predict_batch(posts) -> list[dict]` of Prediction fields. The teacher is paid per
 call, so it claims each post before calling (a second worker on the same post backs off) and
 checks the budget before every call. `student` is unavailable until a generation is promoted; the
-student package plugs in through `modeling.student.prelabel.predict_posts(generation, posts)`.
+student plugs in through `modeling.services.serving.predict_posts(generation, posts)`.
 """
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ def get_source(name: str) -> Source:
     if name == "gazetteer":
         return Source("gazetteer", GAZETTEER_VERSION, "", gazetteer_predict_batch)
     if name == "teacher":
-        from modeling.teacher.client import PROMPT_VERSION, TeacherConfig, TeacherUnavailable
+        from modeling.services.teacher import teacher_config
+        from modeling.teacher.client import PROMPT_VERSION, TeacherUnavailable
 
         try:
-            config = TeacherConfig.from_settings()
+            config = teacher_config()
         except TeacherUnavailable as exc:
             raise SourceUnavailable(str(exc)) from exc
         return Source("teacher", config.model, PROMPT_VERSION, teacher_predict_batch, claims_posts=True)
@@ -93,11 +94,11 @@ def student_predict_batch(posts: list[Post]) -> list[dict]:
     """The hook for the student model: Prediction fields per post from the promoted generation."""
     generation = promoted_generation()
     try:
-        from modeling.student.prelabel import predict_posts
+        from modeling.services.serving import predict_posts
     except ImportError as exc:
         raise SourceUnavailable(
             f"gen-{generation.number} is promoted, but student inference is not installed "
-            f"(modeling.student.prelabel.predict_posts): {exc}"
+            f"(modeling.services.serving): {exc}"
         ) from exc
     return predict_posts(generation, posts)
 
@@ -108,11 +109,10 @@ def teacher_predict_batch(posts: list[Post]) -> list[dict]:
 
 def teacher_predict_one(post: Post) -> dict:
     """One paid call (after the shared rate limit), aligned and linked; Prediction fields."""
-    from modeling.teacher.client import get_client
-    from modeling.teacher.ratelimit import get_rate_limiter
+    from modeling.services.teacher import rate_limiter, teacher_client
 
-    client = get_client()
-    get_rate_limiter().acquire()
+    client = teacher_client()
+    rate_limiter().acquire()
     reply = client.label(post.text)
     fields = {
         "status": reply.status, "status_reason": reply.reason, "raw_response": reply.raw,
@@ -136,7 +136,7 @@ def teacher_predict_one(post: Post) -> dict:
 
 def teacher_spans(text: str, mentions: list[dict]) -> list[dict]:
     """Aligned spans with KB links; a brand the KB does not know stays an unlinked mention."""
-    from kb.linking import get_index
+    from kb.index import get_index
     from modeling.teacher.align import align_mentions
 
     aligned = align_mentions(text, [m["text"] for m in mentions], [m["brand"] for m in mentions])

@@ -69,7 +69,7 @@ def shadow_label(*, post_ids: list[int], model_version: str) -> int:
              if p.pk not in done and in_sample(p.content_hash, release.sample_share)]
     if not posts:
         return 0
-    from modeling.student.predictor import load_artifact
+    from modeling.services.serving import load_artifact
 
     candidate = load_artifact(release.candidate.artifact_path, device=settings.TORCH_DEVICE)
     made = 0

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from kb.linking import BrandIndex, normalize
-from kb.rules import CJK, POSSESSIVE, WORD  # noqa: F401 - WORD and CJK are used here and re-exported
+from kb.rules import CJK, HANGUL, KANA, POSSESSIVE, WORD  # noqa: F401 - WORD and CJK are used here and re-exported
 
 
 @dataclass
@@ -215,9 +215,9 @@ def _pick(surface: str, span: dict, rng: random.Random, pool: list[PoolName], cj
 
 
 def _script(text: str) -> str:
-    if re.search("[\uac00-\ud7af]", text):
+    if HANGUL.search(text):
         return "hangul"
-    if re.search("[\u3040-\u30ff]", text):
+    if KANA.search(text):
         return "kana"
     return "han"
 

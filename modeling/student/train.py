@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from annotation.datasets.bio import load_tokenizer  # noqa: F401  (one loader: export and tests import it from here too)
 from kb.linking import BrandIndex, normalize
 from modeling.metrics import evaluate, span_prf
 
@@ -41,15 +43,6 @@ class Progress:
     eta_seconds: float | None
     val: dict | None = None
     trainable: tuple[str, ...] = ()  # groups whose parameters train at this step (read from the model)
-
-
-def load_tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path)
-    if not getattr(tok, "is_fast", False):
-        raise ValueError(f"{path}: the student needs a fast tokenizer (offset mappings)")
-    return tok
 
 
 def load_backbone(path: str, device: str = "cpu"):
@@ -222,6 +215,126 @@ def _init_brand_embeddings(model, featurizer: Featurizer, brands: list[str], dev
                         sub.weight.copy_(table)
 
 
+CHECKPOINT_SCHEMA = 2
+CHECKPOINT = "checkpoint.pt"
+_CHECKPOINT_KEYS = frozenset({"schema", "data_sha256", "config", "total_steps", "stage", "params", "optimizer",
+                              "run"})
+_WHERE_IT_RUNS = ("device", "threads", "checkpoint_every_steps")  # may differ on the worker that resumes
+
+
+def _recipe(cfg: StudentConfig) -> dict:
+    return {k: v for k, v in cfg.to_dict().items() if k not in _WHERE_IT_RUNS}
+
+
+@dataclass
+class RunState:
+    """What a run has done so far: saved in every checkpoint, restored on resume."""
+    step: int = 0
+    best: dict = field(default_factory=lambda: {"span_f1": -1.0, "step": 0})
+    best_params: dict | None = None
+    history: list[dict] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    bad_evals: int = 0
+
+    def record_eval(self, step: int, epoch_pos: float, metrics: dict, model, names: list[str]) -> None:
+        """Early stopping's bookkeeping: the best val span F1 keeps its weights; a worse one counts."""
+        self.evals.append({"step": step, "epoch": round(epoch_pos, 3), **metrics})
+        if metrics["span_f1"] >= self.best["span_f1"]:
+            self.best = {"span_f1": metrics["span_f1"], "step": step}
+            self.best_params = _snapshot(model, names)
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+
+    def out_of_patience(self, patience: int) -> bool:
+        return self.bad_evals >= patience
+
+
+def data_sha256(train: list[Example], val: list[Example]) -> str:
+    """The training data's identity: a checkpoint resumes only the run that made it. (Without the
+    `brand_key` that `link_training_spans` derives from the index.)"""
+    digest = hashlib.sha256()
+    for split, examples in (("train", train), ("val", val)):
+        for ex in examples:
+            spans = [{k: v for k, v in span.items() if k != "brand_key"} for span in ex.spans]
+            digest.update(json.dumps([split, ex.text, spans, ex.is_beauty, ex.kind, ex.weight], sort_keys=True,
+                                     ensure_ascii=False, default=str).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: Path, *, model, names: list[str], optimizer, run: RunState, cfg: StudentConfig,
+                    total_steps: int, data: str, stage: str | None) -> None:
+    """Atomic (a kill mid-write leaves the previous checkpoint whole)."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({"schema": CHECKPOINT_SCHEMA, "data_sha256": data, "config": _recipe(cfg), "total_steps": total_steps,
+                "stage": stage, "params": _snapshot(model, names), "optimizer": optimizer.state_dict(),
+                "run": vars(run)}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, *, cfg: StudentConfig, total_steps: int, data: str) -> tuple[dict | None, str]:
+    """(checkpoint, "") when `path` holds one of this very run, else (None, why it is not resumed)."""
+    if not path.exists():
+        return None, ""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file is not resumed, whatever broke
+        return None, f"unreadable ({type(exc).__name__})"
+    if not isinstance(ckpt, dict) or set(ckpt) != _CHECKPOINT_KEYS or ckpt["schema"] != CHECKPOINT_SCHEMA:
+        return None, "another checkpoint format"
+    for what, theirs, ours in (("training data", ckpt["data_sha256"], data), ("config", ckpt["config"], _recipe(cfg)),
+                               ("plan", ckpt["total_steps"], total_steps)):
+        if theirs != ours:
+            return None, f"made with other {what}"
+    return ckpt, ""
+
+
+def build_optimizer(model, cfg: StudentConfig, names: list[str], lr: float) -> torch.optim.AdamW:
+    """One AdamW, three learning rates: LoRA, the heads, and the unfrozen backbone layers."""
+    params = dict(model.named_parameters())
+    head_names = [n for n in names if "modules_to_save" in n]
+    lora_names = [n for n in names if "lora_" in n]
+    layer_names = [n for n in names if "modules_to_save" not in n and "lora_" not in n]
+    return torch.optim.AdamW([
+        {"params": [params[n] for n in lora_names], "lr_mult": 1.0},
+        {"params": [params[n] for n in head_names], "lr_mult": cfg.head_lr_mult},
+        # The unfrozen layers' own weights are pretrained: a LoRA-sized step would wash out what they know.
+        {"params": [params[n] for n in layer_names], "lr_mult": cfg.layer_lr_mult},
+    ], lr=lr, weight_decay=0.01)
+
+
+def plan_epochs(cfg: StudentConfig, featurizer: Featurizer, train: list[Example], cjk_names: dict,
+                pools) -> list[tuple[int, list, int]]:
+    """(epoch, its batches, how many of them run): a fractional last epoch runs a share of its batches."""
+    plan = []
+    for e in range(max(1, math.ceil(cfg.epochs - 1e-9))):
+        batches = epoch_batches(cfg, featurizer, train, e, cjk_names, pools)
+        plan.append((e, batches, max(1, int(round(len(batches) * min(1.0, cfg.epochs - e))))))
+    return plan
+
+
+def train_step(model, optimizer, featurizer: Featurizer, examples: list[Example], cfg: StudentConfig, *,
+               brand_ids: dict[str, int], step: int, device: str) -> float:
+    """One optimiser step on one batch (windows and gazetteer dropout drawn from the step's own seed)."""
+    encs = [featurizer.encode(ex.text) for ex in examples]
+    window_rng = random.Random(cfg.seed * 1_000_003 + step)
+    keep = [choose_windows(enc, ex.spans, window_rng) for enc, ex in zip(encs, examples)]
+    encs = [drop_gazetteer(enc, ex.spans, window_rng, cfg.gaz_dropout, cfg.swap_gaz_dropout)
+            for enc, ex in zip(encs, examples)]
+    batch = collate(featurizer, encs, examples, brand_ids=brand_ids, device=device, keep=keep)
+    loss = compute_loss(model(batch), batch, cfg)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def evaluate_val(predictor, val: list[Example]) -> dict:
+    preds = predictor.predict([ex.text for ex in val])
+    return evaluate([{"brands": ex.spans, "is_beauty": ex.is_beauty} for ex in val], preds)
+
+
 def train_student(
     cfg: StudentConfig,
     train: list[Example],
@@ -239,16 +352,18 @@ def train_student(
     `stop_after_steps` ends the run early without writing the artifact (tests simulate a killed worker)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    log = log or (lambda message: None)
     device = cfg.device
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
+    data = data_sha256(train, val)
     tokenizer = load_tokenizer(cfg.resolved_backbone())
     lexicon = mine_lexicon(train, index, min_precision=cfg.lexicon_min_precision) if cfg.lexicon else []
     dropped = unreliable_kb_keys(train, index) if cfg.lexicon else []
     index = extend_index(index, lexicon, dropped)
-    if log and lexicon:
+    if lexicon:
         log(f"lexicon: {len(lexicon)} written forms learnt from the training labels, {len(dropped)} KB aliases "
             "that the texts use as plain words need evidence")
     featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
@@ -259,52 +374,28 @@ def train_student(
     model = build_model(cfg, len(brands), device)
     _init_brand_embeddings(model, featurizer, brands, device)
     cjk_names = {b: names for b, names in CJK_ALIASES.items() if normalize(b) in brand_ids}
-    pools = name_pools(index, lexicon)
     schedule = scaled_schedule(cfg.epochs, lr_scale=cfg.lr_scale)
-    n_epochs = max(1, math.ceil(cfg.epochs - 1e-9))
-    plan = []  # (epoch index, batches, how many of them to run)
-    for e in range(n_epochs):
-        batches = epoch_batches(cfg, featurizer, train, e, cjk_names, pools)
-        share = min(1.0, cfg.epochs - e)
-        plan.append((e, batches, max(1, int(round(len(batches) * share)))))
+    plan = plan_epochs(cfg, featurizer, train, cjk_names, name_pools(index, lexicon))
     total_steps = sum(n for _, _, n in plan)
-
     names = _ever_trainable(model, cfg)
-    params = dict(model.named_parameters())
-    head_names = [n for n in names if "modules_to_save" in n]
-    lora_names = [n for n in names if "lora_" in n]
-    layer_names = [n for n in names if "modules_to_save" not in n and "lora_" not in n]
-    optimizer = torch.optim.AdamW([
-        {"params": [params[n] for n in lora_names], "lr_mult": 1.0},
-        {"params": [params[n] for n in head_names], "lr_mult": cfg.head_lr_mult},
-        # The unfrozen layers' own weights are pretrained: a LoRA-sized step would wash out what they know.
-        {"params": [params[n] for n in layer_names], "lr_mult": cfg.layer_lr_mult},
-    ], lr=schedule[0].lr_start, weight_decay=0.01)
+    optimizer = build_optimizer(model, cfg, names, schedule[0].lr_start)
 
-    ckpt_path = out_dir / "checkpoint.pt"
-    step = 0
-    best = {"span_f1": -1.0, "step": 0}
-    best_state = None
-    history: list[dict] = []
-    evals: list[dict] = []
-    bad_evals = 0
-    resumed_from = 0
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        _restore(model, ckpt["state"])
+    ckpt_path = out_dir / CHECKPOINT
+    run = RunState()
+    ckpt, why_not = load_checkpoint(ckpt_path, cfg=cfg, total_steps=total_steps, data=data)
+    if ckpt is not None:
+        _restore(model, ckpt["params"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        step, best, best_state = ckpt["step"], ckpt["best"], ckpt["best_state"]
-        history, evals, bad_evals = ckpt["history"], ckpt["evals"], ckpt["bad_evals"]
-        resumed_from = step
-        if log:
-            log(f"resumed from step {step}")
+        run = RunState(**ckpt["run"])
+        log(f"resumed from step {run.step}")
+    elif why_not:
+        log(f"checkpoint not resumed ({why_not}): training from the start")
+    resumed_from = run.step
+    stage = None
 
-    def save_checkpoint():
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"state": _snapshot(model, names), "optimizer": optimizer.state_dict(), "step": step,
-                    "best": best, "best_state": best_state, "history": history, "evals": evals,
-                    "bad_evals": bad_evals, "config": cfg.to_dict(), "total_steps": total_steps}, tmp)
-        os.replace(tmp, ckpt_path)
+    def checkpoint() -> None:
+        save_checkpoint(ckpt_path, model=model, names=names, optimizer=optimizer, run=run, cfg=cfg,
+                        total_steps=total_steps, data=data, stage=stage.name if stage else None)
 
     from .predict import StudentPredictor
 
@@ -313,95 +404,74 @@ def train_student(
     eval_cfg = StudentConfig.from_dict({**cfg.to_dict(), "kb_decoding": False})
     predictor = StudentPredictor(model, featurizer, index, brands, eval_cfg, device)
     eval_every = max(1, int(round(total_steps / max(1.0, cfg.epochs / cfg.eval_every_epochs)))) if val else 0
-    current_stage = None
     started = time.monotonic()
     steps_this_run = 0
-    running = []
+    running: list[float] = []
     stopped_early = False
+    trainable_now: tuple[str, ...] = ()
     model.train()
     g = 0
     for e, batches, n_run in plan:
         for i in range(n_run):
             g += 1
-            if g <= step:
+            if g <= run.step:
                 continue
             if should_cancel and should_cancel():
-                save_checkpoint()
+                checkpoint()
                 raise Cancelled()
             epoch_pos = e + i / len(batches)
-            stage = stage_at(schedule, epoch_pos)
-            if stage.name != current_stage:
-                set_trainable(model, stage.trainable, cfg.unfreeze_layers)
-                current_stage = stage.name
+            new_stage = stage_at(schedule, epoch_pos)
+            if stage is None or new_stage.name != stage.name:
+                set_trainable(model, new_stage.trainable, cfg.unfreeze_layers)
                 trainable_now = tuple(sorted(trainable_groups_of(model, cfg.unfreeze_layers)))
+            stage = new_stage
             lr = lr_at(stage, epoch_pos)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_mult"]
-            examples = batches[i]
-            encs = [featurizer.encode(ex.text) for ex in examples]
-            window_rng = random.Random(cfg.seed * 1_000_003 + g)
-            keep = [choose_windows(enc, ex.spans, window_rng) for enc, ex in zip(encs, examples)]
-            encs = [drop_gazetteer(enc, ex.spans, window_rng, cfg.gaz_dropout, cfg.swap_gaz_dropout)
-                    for enc, ex in zip(encs, examples)]
-            batch = collate(featurizer, encs, examples, brand_ids=brand_ids, device=device, keep=keep)
-            out = model(batch)
-            loss = compute_loss(out, batch, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-            optimizer.step()
-            step = g
+            running.append(train_step(model, optimizer, featurizer, batches[i], cfg, brand_ids=brand_ids, step=g,
+                                      device=device))
+            run.step = g
             steps_this_run += 1
-            running.append(float(loss.detach()))
-            elapsed = time.monotonic() - started
-            eta = elapsed / steps_this_run * (total_steps - step)
-            val_metrics = None
-            if len(running) >= 10 or step == total_steps:
-                history.append({"step": step, "loss": round(sum(running) / len(running), 5), "stage": stage.name,
-                                "epoch": round(epoch_pos, 3)})
+            eta = (time.monotonic() - started) / steps_this_run * (total_steps - run.step)
+            if len(running) >= 10 or run.step == total_steps:
+                run.history.append({"step": run.step, "loss": round(sum(running) / len(running), 5),
+                                    "stage": stage.name, "epoch": round(epoch_pos, 3)})
                 running = []
-            if eval_every and (step % eval_every == 0 or step == total_steps):
-                preds = predictor.predict([ex.text for ex in val])
-                val_metrics = evaluate([{"brands": ex.spans, "is_beauty": ex.is_beauty} for ex in val], preds)
-                evals.append({"step": step, "epoch": round(epoch_pos, 3), **val_metrics})
-                if val_metrics["span_f1"] >= best["span_f1"]:
-                    best = {"span_f1": val_metrics["span_f1"], "step": step}
-                    best_state = _snapshot(model, names)
-                    bad_evals = 0
-                else:
-                    bad_evals += 1
-                if log:
-                    log(f"step {step}/{total_steps} {stage.name} val span_f1={val_metrics['span_f1']} "
-                        f"best={best['span_f1']}@{best['step']}")
-                save_checkpoint()
-            elif step % cfg.checkpoint_every_steps == 0:
-                save_checkpoint()
+            val_metrics = None
+            if eval_every and (run.step % eval_every == 0 or run.step == total_steps):
+                val_metrics = evaluate_val(predictor, val)
+                run.record_eval(run.step, epoch_pos, val_metrics, model, names)
+                log(f"step {run.step}/{total_steps} {stage.name} val span_f1={val_metrics['span_f1']} "
+                    f"best={run.best['span_f1']}@{run.best['step']}")
+                checkpoint()
+            elif run.step % cfg.checkpoint_every_steps == 0:
+                checkpoint()
             if on_progress:
-                on_progress(Progress(step, total_steps, epoch_pos, stage.name, history[-1]["loss"] if history else None,
-                                     lr, eta, val_metrics, trainable_now))
+                on_progress(Progress(run.step, total_steps, epoch_pos, stage.name,
+                                     run.history[-1]["loss"] if run.history else None, lr, eta, val_metrics,
+                                     trainable_now))
             if stop_after_steps is not None and steps_this_run >= stop_after_steps:
-                save_checkpoint()
-                return {"stopped_at": step, "total_steps": total_steps}
-            if val and bad_evals >= cfg.patience:
+                checkpoint()
+                return {"stopped_at": run.step, "total_steps": total_steps}
+            if val and run.out_of_patience(cfg.patience):
                 stopped_early = True
                 break
         if stopped_early:
             break
-    if best_state is not None:
-        _restore(model, best_state)
+    if run.best_params is not None:
+        _restore(model, run.best_params)
     model.eval()
     decoding = None
     if val and cfg.tune_decoding:
         decoding = tune_decoding(model, featurizer, index, brands, cfg, val, device)
         cfg = StudentConfig.from_dict({**cfg.to_dict(), "word_rule": decoding["word_rule"],
                                        "span_threshold": decoding["span_threshold"]})
-        if log:
-            log(f"decoding: words by {decoding['word_rule']!r} piece, model spans from "
-                f"{decoding['span_threshold']} (val span_f1={decoding['val_span_f1']})")
+        log(f"decoding: words by {decoding['word_rule']!r} piece, model spans from "
+            f"{decoding['span_threshold']} (val span_f1={decoding['val_span_f1']})")
     write_artifact(model, tokenizer, cfg, index, brands, out_dir)
     (out_dir / TRAIN_LABELS_FILE).write_text(json.dumps(sorted(label_keys(train)), ensure_ascii=False))
-    summary = {"steps": step, "total_steps": total_steps, "best_val": best, "history": history, "evals": evals,
-               "stopped_early": stopped_early, "train_seconds": round(time.monotonic() - started, 1),
+    summary = {"steps": run.step, "total_steps": total_steps, "best_val": run.best, "history": run.history,
+               "evals": run.evals, "stopped_early": stopped_early, "train_seconds": round(time.monotonic() - started, 1),
                "resumed_from": resumed_from, "lexicon": lexicon_summary(lexicon, dropped), "decoding": decoding}
     (out_dir / "training.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -1,4 +1,4 @@
-"""Gemini teacher client (Django-free apart from reading settings at construction).
+"""Gemini teacher client (no Django: modeling.services.teacher builds its TeacherConfig from settings).
 
 One call = one post. The answer follows the teacher contract of DESIGN.md, enforced by
 `response_schema`; whatever comes back is still validated here, because a schema is a request,
@@ -111,29 +111,6 @@ class TeacherConfig:
     max_delay_s: float = 30.0
     price_in_per_m: float = 0.30
     price_out_per_m: float = 2.50
-
-    @classmethod
-    def from_settings(cls) -> TeacherConfig:
-        from django.conf import settings
-
-        base_url = settings.GEMINI_BASE_URL
-        api_key = settings.GEMINI_API_KEY
-        if not api_key and not base_url:
-            raise TeacherUnavailable(
-                "The teacher is not configured: set GEMINI_API_KEY, or GEMINI_BASE_URL to a Gemini-compatible "
-                "endpoint (e.g. `python manage.py fake_gemini --port 8765` and GEMINI_BASE_URL=http://127.0.0.1:8765)."
-            )
-        return cls(
-            # A local endpoint needs no real key, but the SDK insists on one.
-            api_key=api_key or "local-endpoint-key",
-            model=settings.GEMINI_MODEL,
-            base_url=base_url,
-            max_attempts=settings.GEMINI_MAX_ATTEMPTS,
-            timeout_s=settings.GEMINI_TIMEOUT_S,
-            initial_delay_s=settings.GEMINI_RETRY_INITIAL_DELAY_S,
-            price_in_per_m=settings.GEMINI_PRICE_IN_PER_M,
-            price_out_per_m=settings.GEMINI_PRICE_OUT_PER_M,
-        )
 
     def cost(self, tokens_in: int, tokens_out: int) -> Decimal:
         usd = tokens_in * self.price_in_per_m / 1e6 + tokens_out * self.price_out_per_m / 1e6
@@ -277,9 +254,8 @@ _client_lock = threading.Lock()
 _clients: dict[TeacherConfig, TeacherClient] = {}
 
 
-def get_client(config: TeacherConfig | None = None) -> TeacherClient:
+def get_client(config: TeacherConfig) -> TeacherClient:
     """One client per configuration per process (connection pooling across calls and threads)."""
-    config = config or TeacherConfig.from_settings()
     with _client_lock:
         if config not in _clients:
             _clients[config] = TeacherClient(config)

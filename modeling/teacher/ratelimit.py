@@ -77,32 +77,3 @@ class NoLimit:
 
     def acquire(self) -> float:
         return 0.0
-
-
-def redis_url_from_settings() -> str:
-    from django.conf import settings
-
-    if getattr(settings, "REDIS_URL", ""):
-        return settings.REDIS_URL
-    broker = getattr(settings, "CELERY_BROKER_URL", "") or ""
-    return broker if broker.startswith(("redis://", "rediss://")) else ""
-
-
-_limiters: dict[tuple, object] = {}
-
-
-def get_rate_limiter():
-    """The limiter for this configuration (GEMINI_RATE_PER_S <= 0 disables it), one per process."""
-    from django.conf import settings
-
-    rate = float(settings.GEMINI_RATE_PER_S)
-    url = redis_url_from_settings() if rate > 0 else ""
-    key = (rate, url, str(settings.VAR_DIR))
-    if key not in _limiters:  # a race here only builds a second, equivalent limiter
-        if rate <= 0:
-            _limiters[key] = NoLimit()
-        elif url:
-            _limiters[key] = RedisRateLimiter(url, rate)
-        else:
-            _limiters[key] = FileRateLimiter(Path(settings.VAR_DIR) / "teacher-rate.slot", rate)
-    return _limiters[key]

@@ -54,7 +54,7 @@ def mini_kb() -> None:
     commit, which a rolled-back test never reaches, so bump it here."""
     import io
 
-    from kb.linking import bump_index_version
+    from kb.index import bump_index_version
     from kb.services import brands_import_csv
 
     brands_import_csv(stream=io.StringIO(MINI_KB))

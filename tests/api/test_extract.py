@@ -5,6 +5,7 @@ import pytest
 from annotation.models import DatasetVersion
 from modeling import predictors
 from modeling.models import ModelGeneration
+from modeling.services import serving
 from tests.api.conftest import assert_json_error
 
 
@@ -29,7 +30,7 @@ def generations(db, monkeypatch):
             raise predictors.UnknownPredictor(f"There is no generation {number}.")
         return FakeGeneration(number)
 
-    monkeypatch.setattr(predictors, "_generation_factory", factory)
+    monkeypatch.setattr(serving, "generation_predictor", factory)
     return lambda number, status: ModelGeneration.objects.create(number=number, base_model="tiny",
                                                                  dataset_version=dataset, status=status)
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from annotation.models import Prediction
 from annotation.selectors import alias_candidates
-from kb.linking import get_index
+from kb.index import get_index
 from kb.models import AliasRejection, Brand, BrandAlias
 from modeling.predictors import GazetteerPredictor
 from tests.annotation import editor_factories as f
@@ -50,7 +50,7 @@ def test_an_accepted_alias_is_found_by_the_gazetteer(proposals, client_as):
                            follow=True)
     assert "is now an alias of Lancôme" in response.content.decode()
     assert BrandAlias.objects.get(alias="兰蔻").brand == lancome
-    from kb.linking import bump_index_version
+    from kb.index import bump_index_version
 
     bump_index_version()  # the test's transaction never commits, so the on_commit bump does not run
     spans = GazetteerPredictor(get_index()).predict(["今天买了兰蔻的精华"])[0]["brands"]

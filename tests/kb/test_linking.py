@@ -1,7 +1,8 @@
 import pytest
 
 from kb.gazetteer import Gazetteer
-from kb.linking import BrandEntry, BrandIndex, get_index, normalize
+from kb.index import get_index
+from kb.linking import BrandEntry, BrandIndex, normalize
 from kb.models import Brand
 from kb.services import AliasConflict, brand_alias_add
 

@@ -238,7 +238,7 @@ def test_export_generation_command_records_figures_and_serving_uses_the_export(r
     from types import SimpleNamespace
 
     from modeling.services import export as export_service
-    from modeling.student.prelabel import predict_posts
+    from modeling.services.serving import predict_posts
 
     export_service._loaded.clear()
     rows = predict_posts(ready_generation, [SimpleNamespace(text="my SK2 essence > la mer tbh")])

@@ -10,7 +10,8 @@ from annotation.services.importing import content_hash
 from modeling.models import PrelabelRun
 from modeling.services.prelabel import prelabel_run_create
 from modeling.tasks import teacher_label_chunk
-from modeling.teacher.ratelimit import FileRateLimiter, RedisRateLimiter, redis_url_from_settings
+from modeling.services.teacher import redis_url
+from modeling.teacher.ratelimit import FileRateLimiter, RedisRateLimiter
 from tests.modeling.fake_gemini import fake_gemini, small_kb  # noqa: F401 - fixtures
 
 
@@ -69,7 +70,7 @@ def test_concurrent_workers_never_label_the_same_post_twice(small_kb, fake_gemin
 @pytest.mark.pg
 @pytest.mark.django_db
 def test_redis_rate_limiter_spaces_calls_across_clients(settings):
-    url = redis_url_from_settings()
+    url = redis_url()
     assert url.startswith("redis://")
     a, b = RedisRateLimiter(url, 20.0, key="bb:test:slot"), RedisRateLimiter(url, 20.0, key="bb:test:slot")
     a.client.delete("bb:test:slot")

@@ -169,6 +169,38 @@ def test_resume_after_a_killed_run_continues_from_the_checkpoint(tiny_backbone, 
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
 
 
+def test_a_checkpoint_resumes_only_the_run_that_made_it(tiny_backbone, tmp_path):
+    """Other training data, another recipe or a broken file: the run starts over instead of mixing runs."""
+    examples = social_examples()
+    cfg = StudentConfig(backbone=tiny_backbone, epochs=2, batch_size=4, augment_prob=0.0, max_window=32,
+                        window_stride=24, eval_every_epochs=1000, checkpoint_every_steps=2)
+    train_student(cfg, examples, [], tiny_index(), tmp_path, stop_after_steps=2)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert saved["schema"] == 2 and saved["run"]["step"] == 2 and saved["stage"]
+    assert len(saved["data_sha256"]) == 64
+
+    logs: list[str] = []
+    other = examples[1:]
+    train_student(cfg, other, [], tiny_index(), tmp_path, log=logs.append, stop_after_steps=1)
+    assert "checkpoint not resumed (made with other training data): training from the start" in logs
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["run"]["step"] == 1
+
+    logs.clear()
+    changed = StudentConfig.from_dict({**cfg.to_dict(), "lora_r": 4})
+    train_student(changed, other, [], tiny_index(), tmp_path, log=logs.append, stop_after_steps=1)
+    assert "checkpoint not resumed (made with other config): training from the start" in logs
+
+    logs.clear()
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    train_student(changed, other, [], tiny_index(), tmp_path, log=logs.append, stop_after_steps=1)
+    assert any(line.startswith("checkpoint not resumed (unreadable") for line in logs)
+
+    logs.clear()  # the same run on a worker that checkpoints at another pace resumes
+    elsewhere = StudentConfig.from_dict({**changed.to_dict(), "checkpoint_every_steps": 3})
+    train_student(elsewhere, other, [], tiny_index(), tmp_path, log=logs.append, stop_after_steps=1)
+    assert "resumed from step 1" in logs
+
+
 def test_cancel_stops_between_steps_and_keeps_a_checkpoint(tiny_backbone, tmp_path):
     calls = {"n": 0}
 

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from modeling.models import ModelGeneration
+from modeling.models import ExportState, ModelGeneration
 from modeling.services.export import ExportRefused, generation_export, generation_export_enqueue
 
 
@@ -32,8 +32,8 @@ class Command(BaseCommand):
         except ExportRefused as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(json.dumps(metrics))
-        if metrics["state"] == "error":
+        if metrics["state"] == ExportState.ERROR:
             raise CommandError(f"gen-{row.number} export failed: {metrics.get('error')}")
-        if metrics["state"] == "failed":
+        if metrics["state"] == ExportState.FAILED:
             self.stderr.write(f"gen-{row.number} export FAILED the gate: {metrics.get('reason')} (kept for audit, "
                               "not served)")

@@ -1,15 +1,16 @@
-"""Generation predictors for `evaluate`/`predict` and pre-labelling: registered with modeling.predictors.
-
-The only module of the student package that reads the database, lazily, to find a generation's artifact."""
+"""Serving a generation: its artifact loaded once per process, as a Predictor for `evaluate`, `predict`,
+the API and pre-labelling. The only place that maps a ModelGeneration row to a loaded student."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
-from modeling.predictors import UnknownPredictor, register_generation_predictor
+from django.conf import settings
 
-from .predict import StudentPredictor
+from modeling.models import ModelGeneration
+from modeling.predictors import UnknownPredictor
+from modeling.student.predict import StudentPredictor
 
 _lock = threading.Lock()
 _loaded: dict[str, StudentPredictor] = {}
@@ -35,10 +36,6 @@ def load_artifact(path: str | Path, device: str = "cpu") -> StudentPredictor:
 
 
 def generation_predictor(number: int) -> GenerationPredictor:
-    from django.conf import settings
-
-    from modeling.models import ModelGeneration
-
     generation = ModelGeneration.objects.filter(number=number).first()
     if generation is None:
         raise UnknownPredictor(f"There is no generation {number}.")
@@ -47,4 +44,16 @@ def generation_predictor(number: int) -> GenerationPredictor:
     return GenerationPredictor(number, load_artifact(generation.artifact_path, settings.TORCH_DEVICE))
 
 
-register_generation_predictor(generation_predictor)
+def predict_posts(generation: ModelGeneration, posts) -> list[dict]:
+    """Prediction fields for a batch of posts, for pre-labelling with the student source."""
+    from modeling.services.export import serving_predictor
+
+    # An export that passed its span-F1 gate serves in place of the full-precision artifact.
+    predictor = serving_predictor(generation) or generation_predictor(generation.number)
+    out = []
+    for pred in predictor.predict([p.text for p in posts]):
+        spans = pred["brands"]
+        confidence = min((s["confidence"] for s in spans), default=None)
+        out.append({"spans": spans, "is_beauty": pred["is_beauty"], "brand_count": pred["brand_count"],
+                    "confidence": confidence if confidence is not None else pred["beauty_score"], "status": "ok"})
+    return out
