@@ -375,9 +375,23 @@ def _run_add(run_id: int, counts: dict) -> None:
             done=Least(F("done") + handled, F("total")), ok=F("ok") + counts.get("ok", 0),
             failed=F("failed") + counts.get("failed", 0), skipped=F("skipped") + counts.get("skipped", 0),
             updated_at=timezone.now())
-    PrelabelRun.objects.filter(
-        pk=run_id, done__gte=F("total"), status__in=[PrelabelRun.Status.QUEUED, PrelabelRun.Status.RUNNING]
-    ).update(status=PrelabelRun.Status.DONE, finished_at=timezone.now())
+    live = [PrelabelRun.Status.QUEUED, PrelabelRun.Status.RUNNING]
+    run = PrelabelRun.objects.filter(pk=run_id, done__gte=F("total"), status__in=live).first()
+    # The count says done; the database decides: after a dead worker a post can be counted by two chunks
+    # while a third still labels another, and the run is done only once no post is left unlabelled.
+    if run is not None and not prelabel_run_unhandled(run):
+        PrelabelRun.objects.filter(pk=run_id, status__in=live).update(status=PrelabelRun.Status.DONE,
+                                                                     finished_at=timezone.now())
+
+
+def prelabel_run_unhandled(run: PrelabelRun) -> int:
+    """The run's posts (still in the database) with no prediction from its source, or only a worker's claim."""
+    if not run.post_ids:
+        return 0
+    handled = Prediction.objects.filter(post_id__in=run.post_ids, source=run.source,
+                                        model_version=run.model_version).exclude(
+        status=Prediction.Status.ERROR, status_reason__startswith=CLAIM_REASON)
+    return Post.objects.filter(pk__in=run.post_ids).exclude(pk__in=handled.values("post_id")).count()
 
 
 def prelabel_run_stop(*, run_id: int, status: str, message: str) -> None:

@@ -124,6 +124,23 @@ def test_a_prelabel_run_whose_posts_are_all_labelled_is_marked_done(small_kb, se
     assert (run.status, run.done) == ("done", 1) and sent == []
 
 
+def test_a_run_counted_twice_is_done_only_once_every_post_is_labelled(small_kb):
+    """A redelivered chunk and the sweeper's resend can both count a post: the count alone reached
+    `total` while a third chunk still labelled other posts, and the run said done too early."""
+    from modeling.services.prelabel import prelabel_chunk, prelabel_run_create
+
+    for i in range(4):
+        Post.objects.create(platform="test", text=f"La Mer {i}", content_hash=content_hash(f"twice{i}"))
+    run, ids = prelabel_run_create(source="gazetteer")
+    prelabel_chunk(run_id=run.pk, post_ids=ids[:2])
+    prelabel_chunk(run_id=run.pk, post_ids=ids[:2])  # the same chunk again: its posts are skipped, yet counted
+    run.refresh_from_db()
+    assert (run.status, run.done) == ("running", 4)  # the count is at total, two posts have no label yet
+    prelabel_chunk(run_id=run.pk, post_ids=ids[2:])
+    run.refresh_from_db()
+    assert run.status == "done" and Prediction.objects.filter(source="gazetteer").count() == 4
+
+
 def test_a_freeze_whose_worker_died_is_resent_and_freezes(small_kb, sent, django_capture_on_commit_callbacks):
     from annotation.services.datasets import dataset_version_create
     from tests.annotation.dataset_factories import gold
