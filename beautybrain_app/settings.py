@@ -266,6 +266,9 @@ ANNOTATION_ASSIGNMENT_TTL_MIN = env.int("ANNOTATION_ASSIGNMENT_TTL_MIN", default
 # --- Reports -----------------------------------------------------------------------------
 # The reports page keeps its figures this long per filter set (0: never); CSV downloads are always live.
 REPORTS_PAGE_CACHE_SECONDS = env.int("REPORTS_PAGE_CACHE_SECONDS", default=300)
+# A week or month with fewer mentions than this is left out of the share-of-voice chart: one post would
+# draw a 100% spike. The tables and CSVs keep every bucket.
+REPORTS_SOV_MIN_MENTIONS = env.int("REPORTS_SOV_MIN_MENTIONS", default=5)
 
 # --- JSON API (/api/) ----------------------------------------------------------------------
 # Requests per token per window ("600/min", "100/10s", "0" = none), counted in the cache above.

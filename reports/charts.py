@@ -18,7 +18,7 @@ def _fmt_bucket(day: date, bucket: str) -> str:
 
 
 def share_of_voice_svg(buckets: list[date], series: list[tuple[str, list[float], float]], *, bucket: str,
-                       title: str) -> SafeString:
+                       title: str, empty: str = "No dated mentions for these filters.") -> SafeString:
     """Stacked area of shares (0..1) per bucket; series (label, shares, share over the whole period) are
     drawn bottom-up, the last one is 'Other'."""
     width, height = 900, 340
@@ -33,7 +33,7 @@ def share_of_voice_svg(buckets: list[date], series: list[tuple[str, list[float],
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#6d6862" {FONT}>{pct}%</text>')
     if n == 0:
         parts.append(f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle" fill="#6d6862" '
-                     f'{FONT}>No dated mentions for these filters.</text></svg>')
+                     f'{FONT}>{escape(empty)}</text></svg>')
         return mark_safe("".join(parts))
     # One bucket still gets a visible band: it spans the whole width.
     if n > 1:

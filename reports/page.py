@@ -84,7 +84,7 @@ def reports_page_data(filters: ReportFilters) -> dict:
         "top_brands": top_brands,
         "latest_bucket": summary.last_bucket,
         "latest_rows": latest[:TABLE_ROWS],
-        "sov_chart": _share_of_voice_chart(filters, summary, labels, wanted),
+        **_share_of_voice_chart(filters, summary, labels, wanted),
         "pairs": pairs[:TABLE_ROWS],
         "pairs_chart": bar_chart_svg([(f"{p.brand_a} + {p.brand_b}", p.posts_together) for p in pairs[:BAR_PAIRS]],
                                      title="Brand pairs mentioned in the same posts"),
@@ -97,18 +97,28 @@ def reports_page_data(filters: ReportFilters) -> dict:
 def _share_of_voice_chart(filters: ReportFilters, summary: BrandSummary, labels: Labels, wanted: str | None):
     per_bucket: Counter = Counter()  # (bucket, key), categories pooled
     bucket_totals: Counter = Counter()
-    brand_totals: Counter = Counter()
     for (bucket, _category, key), n in summary.mentions.items():
         per_bucket[(bucket, key)] += n
         bucket_totals[bucket] += n
-        brand_totals[key] += n
     scope = f"in {filters.category}" if filters.category else "across categories"
     title = f"Share of voice per {filters.bucket} ({scope})"
+    minimum = max(1, settings.REPORTS_SOV_MIN_MENTIONS)
+    out = {"sov_min_mentions": minimum, "sov_left_out": 0}
     if not bucket_totals:
-        return share_of_voice_svg([], [], bucket=filters.bucket, title=title)
-    buckets = bucket_range(min(bucket_totals), max(bucket_totals), filters.bucket)
+        return {**out, "sov_chart": share_of_voice_svg([], [], bucket=filters.bucket, title=title)}
+    every = bucket_range(min(bucket_totals), max(bucket_totals), filters.bucket)
+    buckets = [b for b in every if bucket_totals[b] >= minimum]
+    out["sov_left_out"] = sum(1 for b in every if 0 < bucket_totals[b] < minimum)
+    if not buckets:
+        empty = f"Every {filters.bucket} here has fewer than {minimum} mentions: too few for shares."
+        return {**out, "sov_chart": share_of_voice_svg([], [], bucket=filters.bucket, title=title, empty=empty)}
+    shown = set(buckets)
+    brand_totals: Counter = Counter()  # the top brands of what the chart shows
+    for (b, key), n in per_bucket.items():
+        if b in shown:
+            brand_totals[key] += n
     keys = [wanted] if wanted else [k for k, _ in brand_totals.most_common(CHART_BRANDS)]
-    grand_total = sum(bucket_totals.values())
+    grand_total = sum(bucket_totals[b] for b in buckets)
     series = []
     for key in keys:
         series.append((labels[key] if key in labels.names else filters.brand_name,
@@ -120,4 +130,4 @@ def _share_of_voice_chart(filters: ReportFilters, summary: BrandSummary, labels:
     ]
     if any(other):
         series.append(("Other", other, 1 - sum(s[2] for s in series)))
-    return share_of_voice_svg(buckets, series, bucket=filters.bucket, title=title)
+    return {**out, "sov_chart": share_of_voice_svg(buckets, series, bucket=filters.bucket, title=title)}

@@ -36,6 +36,12 @@ POSTS = [
 FEBRUARY_INSTAGRAM = {"platform": "instagram", "date_from": "2026-02-01", "date_to": "2026-02-28", "bucket": "week"}
 
 
+@pytest.fixture(autouse=True)
+def _every_month_charted(settings):
+    """Eight posts: every week and month is below the chart's usual minimum volume."""
+    settings.REPORTS_SOV_MIN_MENTIONS = 1
+
+
 @pytest.fixture
 def gold_posts():
     f.mini_kb()

@@ -260,7 +260,8 @@ def test_anonymous_is_sent_to_login(world, client):
     assert response.status_code == 302 and "login" in response["Location"]
 
 
-def test_page_shows_tables_and_server_side_charts(world, client_as):
+def test_page_shows_tables_and_server_side_charts(world, client_as, settings):
+    settings.REPORTS_SOV_MIN_MENTIONS = 1  # the world's months are small
     response = client_as(Role.ANALYST).get(reverse("reports"))
     html = response.content.decode()
     assert response.status_code == 200
@@ -270,6 +271,21 @@ def test_page_shows_tables_and_server_side_charts(world, client_as):
     assert "gen-1 (promoted)" in html
     assert "/reports/brand_summary.csv?" in html
     assert "<script" not in html.split("<main")[1]  # no chart library
+
+
+def test_share_of_voice_leaves_out_months_with_too_few_mentions(world, client_as, settings):
+    """January and February have 4 mentions each; one post in March would be a 100% spike."""
+    world.gold(world.post("p9 fenty", "tiktok", "2026-03-03"), (world.fenty, world.makeup, "fenty"))
+    settings.REPORTS_SOV_MIN_MENTIONS = 4
+    html = client_as(Role.ANALYST).get(reverse("reports")).content.decode()
+    chart = html.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert ">2026-01<" in chart and ">2026-02<" in chart and ">2026-03<" not in chart
+    assert "1 month with fewer than 4 mentions is left out of the chart" in html
+    assert "SK-II: 50% of the period" in chart  # 4 of the 8 charted mentions; March's Fenty is not among them
+    settings.REPORTS_SOV_MIN_MENTIONS = 5
+    html = client_as(Role.ANALYST).get(reverse("reports"), {"platform": "instagram"}).content.decode()
+    assert "Every month here has fewer than 5 mentions: too few for shares." in html
+    assert "<polygon" not in html.split("<svg", 1)[1].split("</svg>", 1)[0]
 
 
 def test_page_figures_are_kept_until_the_data_changes(world, client_as, settings):
