@@ -54,22 +54,27 @@ def reports_page_data(filters: ReportFilters) -> dict:
     labels = Labels()
     summary, co, emerging = BrandSummary(filters, labels), CoMentions(filters, labels), Emerging(filters, labels)
     mentions, posts = Counter(), Counter()
-    totals = {"posts": 0, "mentions": 0, "undated_posts": 0}
+    wanted = f"b{filters.brand_id}" if filters.brand_id is not None else None
+    # With a brand filter the totals are that brand's: its mentions, the posts naming it. Shares stay
+    # shares of every mention (all_mentions).
+    totals = {"posts": 0, "mentions": 0, "undated_posts": 0, "all_mentions": 0}
     for post in MentionStream(filters).posts():
-        totals["posts"] += 1
-        totals["mentions"] += len(post.mentions)
-        totals["undated_posts"] += post.posted_at is None
         keys = [labels.add(m) for m in post.mentions]
         mentions.update(keys)
         posts.update(set(keys))
+        totals["all_mentions"] += len(keys)
+        counted = len(keys) if wanted is None else keys.count(wanted)
+        if counted or (wanted is None):
+            totals["posts"] += 1
+            totals["mentions"] += counted
+            totals["undated_posts"] += post.posted_at is None
         summary.feed(post)
         co.feed(post)
         emerging.feed(post)
 
-    wanted = f"b{filters.brand_id}" if filters.brand_id is not None else None
     top_brands = [
         {"brand": labels[key], "linked": Labels.linked(key), "mentions": n, "posts": posts[key],
-         "share": n / totals["mentions"] if totals["mentions"] else 0}
+         "share": n / totals["all_mentions"] if totals["all_mentions"] else 0}
         for key, n in mentions.most_common()
         if wanted is None or key == wanted
     ][:TABLE_ROWS]

@@ -288,6 +288,12 @@ def test_share_of_voice_leaves_out_months_with_too_few_mentions(world, client_as
     assert "<polygon" not in html.split("<svg", 1)[1].split("</svg>", 1)[0]
 
 
+def test_page_totals_with_a_brand_filter_are_that_brands(world, client_as):
+    html = client_as(Role.ANALYST).get(reverse("reports"), {"brand": "SK-II"}).content.decode()
+    # SK-II: P1 twice, P2, P4 (gen-1) and P6 (undated); the page used to give every brand's 10 in 5 posts.
+    assert "5 mentions of SK-II in 4 posts" in html and "1 posts have no date" in html
+
+
 def test_page_figures_are_kept_until_the_data_changes(world, client_as, settings):
     from django.core.cache import cache
     from django.db import connection
