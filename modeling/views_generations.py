@@ -8,6 +8,7 @@ from django_htmx.http import HttpResponseStopPolling
 from annotation.models import DatasetVersion
 from beautybrain_app.roles import Role, has_role, role_required
 from modeling import selectors
+from modeling import lifecycle
 from modeling.lifecycle import ACTIVE
 from modeling.models import ModelGeneration
 from modeling.services import generations as svc
@@ -36,6 +37,7 @@ def generation_detail(request, number: int):
     finished = generation.status not in ACTIVE
     columns, rows = selectors.generation_comparison(generation)
     context = {"g": generation, "finished": finished, "percent": round(100 * (generation.progress or 0)),
+               "can": {action: lifecycle.allowed(generation, action) for action in lifecycle.ALLOWED},
                "loss_chart": selectors.generation_loss_chart(generation), "columns": columns, "rows": rows,
                "is_admin": has_role(request.user, Role.ADMIN)}
     if request.htmx:

@@ -60,3 +60,19 @@ def test_the_generation_page_keeps_polling_while_it_exports(make_generation, cli
     generation.save()
     page = client_as("admin").get(f"/models/gen-{generation.number}/").content.decode()
     assert 'hx-trigger="every 2s"' not in page
+
+
+def test_the_polled_card_carries_the_buttons_the_status_allows(make_generation, client_as):
+    """The card the page polls holds the admin's buttons: a training that finishes offers Promote without
+    a reload (the buttons sat outside the card and stayed at Cancel/Resume)."""
+    generation = make_generation(Status.TRAINING)
+    admin = client_as("admin")
+    card = admin.get(f"/models/gen-{generation.number}/", HTTP_HX_REQUEST="true").content.decode()
+    assert ">Cancel</button>" in card and ">Promote</button>" not in card
+    generation.status, generation.stage = Status.READY, "evaluate"
+    generation.save()
+    response = admin.get(f"/models/gen-{generation.number}/", HTTP_HX_REQUEST="true")
+    card = response.content.decode()
+    assert response.status_code == 286  # htmx: stop polling
+    assert ">Promote</button>" in card and ">Retire</button>" in card and ">Cancel</button>" not in card
+    assert "stage <strong>" not in card  # a finished generation no longer shows its last stage
