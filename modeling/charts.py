@@ -13,6 +13,10 @@ def line_chart(series: dict[str, list[tuple[float, float]]], *, width: int = 640
     points = [p for values in series.values() for p in values]
     if not points:
         return mark_safe('<p class="muted">Nothing to chart yet.</p>')
+    if len(points) == 1:  # a lone dot on an invented axis says less than the figure itself
+        (name, ((x, y),)), = [(n, v) for n, v in series.items() if v]
+        return mark_safe(f'<p class="muted">{escape(name)}: {y:.4g} at {escape(x_label)} {x:g} (one point so far; '
+                         'the chart starts at the second).</p>')
     left, right, top, bottom = 44, 12, 12, 30
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]

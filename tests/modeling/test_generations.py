@@ -227,3 +227,12 @@ def test_a_generation_another_live_worker_holds_is_left_alone_and_its_heartbeat_
         assert generation.lease_until > timezone.now() + timedelta(seconds=2)
     generation.refresh_from_db()
     assert generation.lease_owner == "" and generation.lease_until is None
+
+
+def test_a_loss_curve_of_one_point_is_said_not_drawn():
+    from modeling.charts import line_chart
+
+    one = line_chart({"training loss": [(5.0, 3.03)]}, x_label="step")
+    assert "<svg" not in one and "training loss: 3.03 at step 5" in one
+    two = line_chart({"training loss": [(5.0, 3.03), (10.0, 2.5)]}, x_label="step")
+    assert two.count("<circle") == 2 and "step 5 – 10" in two
