@@ -50,7 +50,7 @@ def gpu_export_generation(generation_id: int, fmt: str | None = None, force: boo
     """Quantise, evaluate and gate one generation; a redelivered message redoes an unfinished export."""
     from modeling.services.export import generation_export
 
-    return generation_export(generation_id=generation_id, fmt=fmt, force=force)["state"]
+    return generation_export(generation_id=generation_id, fmt=fmt, force=force).get("state", "")
 
 
 @shared_task(name="modeling.tasks.flywheel_tick")

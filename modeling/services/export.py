@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -49,7 +50,8 @@ def generation_export_enqueue(*, generation: ModelGeneration, fmt: str | None = 
     from modeling.tasks import gpu_export_generation
 
     pk = generation.pk
-    ModelGeneration.objects.filter(pk=pk).update(export_metrics={"state": ExportState.QUEUED, "format": fmt or ""})
+    ModelGeneration.objects.filter(pk=pk).update(export_metrics={"state": ExportState.QUEUED, "format": fmt or "",
+                                                                 "queued_at": timezone.now().isoformat()})
     transaction.on_commit(lambda: gpu_export_generation.delay(pk, fmt, force))
 
 
@@ -71,12 +73,12 @@ def _test_rows_and_calibration(generation: ModelGeneration) -> tuple[list[dict],
 
 def generation_export(*, generation_id: int, fmt: str | None = None, force: bool = False) -> dict:
     """Export, evaluate and gate one generation (idempotent: a finished export of that format returns
-    its figures unless `force`). Returns export_metrics."""
-    import torch
-
+    its figures unless `force`). Returns export_metrics. The worker holds the generation's lease while it
+    exports, so a redelivered message never exports the same folder twice at once."""
     from modeling import export
-    from modeling.student.predict import StudentPredictor
+    from modeling.services.generations import GenerationLease, lease_held_elsewhere, lease_owner
 
+    owner = lease_owner()
     with transaction.atomic():
         generation = ModelGeneration.objects.select_for_update().get(pk=generation_id)
         guard(generation, "export", ExportRefused)
@@ -85,11 +87,29 @@ def generation_export(*, generation_id: int, fmt: str | None = None, force: bool
         if (not force and previous.get("state") in EXPORT_DONE and previous.get("format") == fmt
                 and Path(generation.export_path, export.MANIFEST).exists()):
             return previous
+        if lease_held_elsewhere(generation, owner):
+            # Another worker exports (or trains) this generation right now: a redelivered message leaves it
+            # be; if that worker dies, its lease lapses and the sweeper sends the export again.
+            return {**previous, "skipped": "another worker holds the generation's lease"}
         restore = Status.READY if generation.status in {Status.READY, Status.EXPORTING} else generation.status
         generation.status = Status.EXPORTING if restore == Status.READY else generation.status
-        generation.export_metrics = {"state": ExportState.RUNNING, "format": fmt, "started_at": timezone.now().isoformat()}
-        generation.save(update_fields=["status", "export_metrics"])
+        generation.export_metrics = {"state": ExportState.RUNNING, "format": fmt, "started_at": timezone.now().isoformat(),
+                                     "resumes": previous.get("resumes", 0)}
+        generation.lease_owner = owner
+        generation.lease_until = timezone.now() + timedelta(seconds=settings.GPU_LEASE_SECONDS)
+        generation.save(update_fields=["status", "export_metrics", "lease_owner", "lease_until"])
 
+    with GenerationLease(generation_id, owner):
+        return _export_leased(generation, fmt, restore)
+
+
+def _export_leased(generation: ModelGeneration, fmt: str, restore: str) -> dict:
+    import torch
+
+    from modeling import export
+    from modeling.student.predict import StudentPredictor
+
+    generation_id = generation.pk
     torch.set_num_threads(max(1, int(settings.TORCH_THREADS)))
     out_dir = Path(generation.artifact_path) / f"export-{fmt}"
     metrics: dict

@@ -195,7 +195,7 @@ def lease_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _lease_held_elsewhere(generation: ModelGeneration, owner: str) -> bool:
+def lease_held_elsewhere(generation: ModelGeneration, owner: str) -> bool:
     return bool(generation.lease_owner and generation.lease_owner != owner and generation.lease_until
                 and generation.lease_until > timezone.now())
 
@@ -245,7 +245,7 @@ def generation_train(*, generation_id: int) -> str:
         generation = ModelGeneration.objects.select_for_update().get(pk=generation_id)
         if generation.status in FINISHED:
             return generation.status
-        if _lease_held_elsewhere(generation, owner):
+        if lease_held_elsewhere(generation, owner):
             return LEASED
         if generation.cancel_requested:
             _finish(generation, Status.CANCELLED)

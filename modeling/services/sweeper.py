@@ -41,13 +41,13 @@ class SweepReport:
 
 
 def sweep_stale(*, stale_seconds: float | None = None, max_resumes: int | None = None) -> SweepReport:
-    """One pass over imports, freezes, pre-label runs and trainings; each stale row is claimed by a
+    """One pass over imports, freezes, pre-label runs, trainings and exports; each stale row is claimed by a
     compare-and-swap on its heartbeat, so two sweepers never both resend it."""
     stale = timedelta(seconds=settings.SWEEP_STALE_SECONDS if stale_seconds is None else stale_seconds)
     limit = settings.SWEEP_MAX_RESUMES if max_resumes is None else max_resumes
     before = timezone.now() - stale
     report = SweepReport()
-    for sweep in (_sweep_imports, _sweep_freezes, _sweep_prelabel_runs, _sweep_trainings):
+    for sweep in (_sweep_imports, _sweep_freezes, _sweep_prelabel_runs, _sweep_trainings, _sweep_exports):
         sweep(before, limit, report)
     if report.resumed or report.failed:
         log.warning("sweeper", extra=report.as_dict())
@@ -169,4 +169,41 @@ def _sweep_trainings(before, limit: int, report: SweepReport) -> None:
             row.resumes += 1
             row.save(update_fields=["resumes"])
             transaction.on_commit(lambda pk=row.pk: gpu_train_generation.delay(pk))
+            report.resumed.append(name)
+
+
+def _sweep_exports(before, limit: int, report: SweepReport) -> None:
+    """An export whose worker died: `exporting` (so not promotable) or a queued export whose message was
+    lost, with no lease beating. Re-sent from scratch (an export is redone whole); failed with the reason,
+    the generation back to ready and serving unquantised, after `limit` re-sends."""
+    from modeling.models import ExportState
+    from modeling.tasks import gpu_export_generation
+
+    if ModelGeneration.objects.filter(lease_until__gte=before).exists():
+        return  # a gpu worker is busy: a queued export waits for it
+    lapsed = Q(lease_until__isnull=True) | Q(lease_until__lt=before)
+    running = Q(status=Status.EXPORTING) | Q(export_metrics__state__in=[ExportState.RUNNING, ExportState.QUEUED])
+    for generation in ModelGeneration.objects.filter(running & lapsed):
+        metrics = generation.export_metrics or {}
+        since = metrics.get("started_at") or metrics.get("queued_at") or ""
+        if since and since >= before.isoformat():
+            continue  # just sent: not stale yet
+        name = f"gen-{generation.number} export"
+        with transaction.atomic():
+            row = ModelGeneration.objects.select_for_update().get(pk=generation.pk)
+            if row.export_metrics != generation.export_metrics or (row.lease_until and row.lease_until >= before):
+                continue  # it moved on meanwhile
+            resumes = int(metrics.get("resumes") or 0)
+            if resumes >= limit:
+                row.export_metrics = {**metrics, "state": ExportState.ERROR, "passed": False,
+                                      "error": _gave_up("export it again from the admin", limit)}
+                if row.status == Status.EXPORTING:
+                    row.status = Status.READY
+                row.save(update_fields=["export_metrics", "status"])
+                report.failed.append(name)
+                continue
+            row.export_metrics = {**metrics, "resumes": resumes + 1}
+            row.save(update_fields=["export_metrics"])
+            fmt = metrics.get("format") or None
+            transaction.on_commit(lambda pk=row.pk, fmt=fmt: gpu_export_generation.delay(pk, fmt, False))
             report.resumed.append(name)

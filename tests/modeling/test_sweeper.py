@@ -177,6 +177,57 @@ def test_a_training_whose_lease_lapsed_is_resent_unless_another_training_holds_a
     assert dead.status == "failed" and "resent it 3 times" in dead.error and dead.lease_until is None
 
 
+def test_an_export_whose_worker_died_is_resent_and_fails_after_the_limit(small_kb, monkeypatch,
+                                                                        django_capture_on_commit_callbacks):
+    """A killed export left its generation 'exporting' (never promotable) and its state 'running' for good."""
+    from modeling import tasks
+    from tests.annotation.dataset_factories import gold
+    from annotation.services.datasets import dataset_freeze_now
+
+    sent = []
+    monkeypatch.setattr(tasks.gpu_export_generation, "delay", lambda *args: sent.append(args))
+    gold("I love my La Mer cream", [("La Mer", "La Mer", "skincare")], is_beauty=True)
+    version = dataset_freeze_now()
+    old = AN_HOUR_AGO.isoformat()
+    dead = ModelGeneration.objects.create(number=1, base_model="tiny", dataset_version=version, status="exporting",
+                                          export_metrics={"state": "running", "format": "int8", "started_at": old},
+                                          lease_owner="host:1", lease_until=AN_HOUR_AGO)
+    fresh = ModelGeneration.objects.create(number=2, base_model="tiny", dataset_version=version, status="ready",
+                                           export_metrics={"state": "queued", "format": "",
+                                                           "queued_at": timezone.now().isoformat()})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep_stale().resumed == ["gen-1 export"]  # gen-2's export was queued a moment ago
+    assert sent == [(dead.pk, "int8", False)]
+    dead.refresh_from_db()
+    assert dead.export_metrics["resumes"] == 1 and dead.status == "exporting"
+
+    dead.lease_owner, dead.lease_until = "host:9", timezone.now() + timedelta(minutes=2)  # a worker exports it
+    dead.save()
+    assert sweep_stale().resumed == [] and len(sent) == 1
+    ModelGeneration.objects.filter(pk=dead.pk).update(lease_until=AN_HOUR_AGO,
+                                                      export_metrics={**dead.export_metrics, "resumes": 3})
+    assert sweep_stale(max_resumes=3).failed == ["gen-1 export"]
+    dead.refresh_from_db()
+    assert dead.status == "ready" and dead.export_metrics["state"] == "error"
+    assert "resent it 3 times" in dead.export_metrics["error"] and fresh.export_metrics["state"] == "queued"
+
+
+def test_a_redelivered_export_leaves_one_that_another_worker_runs(small_kb):
+    from modeling.services.export import generation_export
+    from tests.annotation.dataset_factories import gold
+    from annotation.services.datasets import dataset_freeze_now
+
+    gold("I love my La Mer cream", [("La Mer", "La Mer", "skincare")], is_beauty=True)
+    generation = ModelGeneration.objects.create(
+        number=1, base_model="tiny", dataset_version=dataset_freeze_now(), status="exporting",
+        config={"backbone": "x"}, export_metrics={"state": "running", "format": "int8"},
+        lease_owner="elsewhere:1", lease_until=timezone.now() + timedelta(minutes=5))
+    metrics = generation_export(generation_id=generation.pk, fmt="int8")
+    assert metrics["skipped"] == "another worker holds the generation's lease" and metrics["state"] == "running"
+    generation.refresh_from_db()
+    assert generation.lease_owner == "elsewhere:1" and generation.status == "exporting"
+
+
 def test_the_beat_schedules_the_sweep_and_the_command_runs_it(tmp_path, sent, capsys):
     from beautybrain_app.celery import app
     from annotation.services.importing import import_batch_create
