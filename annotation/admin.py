@@ -1,11 +1,13 @@
 from django.contrib import admin
 
-from annotation.models import Annotation, Assignment, DatasetItem, DatasetVersion, ImportBatch, Post, Prediction, Span
+from annotation.models import (
+    Annotation, Assignment, DatasetItem, DatasetVersion, ImportBatch, Post, Prediction, Repost, Span,
+)
 
 
 @admin.register(ImportBatch)
 class ImportBatchAdmin(admin.ModelAdmin):
-    list_display = ["id", "filename", "format", "status", "posts_created", "posts_duplicate", "gold_created",
+    list_display = ["id", "filename", "format", "status", "posts_created", "reposts_created", "posts_duplicate", "gold_created",
                     "error_count", "created_by", "created_at"]
     list_filter = ["status", "format"]
     readonly_fields = [f.name for f in ImportBatch._meta.fields]
@@ -24,6 +26,15 @@ class PostAdmin(admin.ModelAdmin):
     @admin.display(description="text")
     def short_text(self, obj):
         return obj.text[:90] + ("…" if len(obj.text) > 90 else "")
+
+
+@admin.register(Repost)
+class RepostAdmin(admin.ModelAdmin):
+    list_display = ["id", "platform", "external_id", "post", "posted_at", "import_batch"]
+    list_filter = ["platform"]
+    search_fields = ["external_id", "author"]
+    raw_id_fields = ["post", "import_batch"]
+    readonly_fields = ["created_at"]
 
 
 @admin.register(Prediction)

@@ -26,6 +26,7 @@ class ImportBatch(models.Model):
     lines_read = models.PositiveIntegerField(default=0)
     posts_created = models.PositiveIntegerField(default=0)
     posts_duplicate = models.PositiveIntegerField(default=0)
+    reposts_created = models.PositiveIntegerField(default=0)  # a stored text under another (platform, id)
     gold_created = models.PositiveIntegerField(default=0)
     spans_created = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
@@ -71,6 +72,29 @@ class Post(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform}:{self.external_id or self.pk}"
+
+
+class Repost(models.Model):
+    """Another (platform, id) carrying the exact text of a stored post: a repost, a cross-post, a pasted
+    giveaway text. The text is annotated and labelled once, on `post`; reports count every copy as volume,
+    with its own platform and date. Each (platform, id) is stored once, as a Post or as a Repost."""
+
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="reposts")
+    platform = models.CharField(max_length=32, blank=True)
+    external_id = models.CharField(max_length=200)
+    author = models.CharField(max_length=200, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    url = models.URLField(max_length=1000, blank=True)
+    import_batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="reposts")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["post_id", "id"]
+        constraints = [models.UniqueConstraint(fields=["platform", "external_id"], name="repost_platform_id_once")]
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.external_id} (repost of {self.post_id})"
 
 
 class Prediction(models.Model):

@@ -41,7 +41,9 @@ class ItemError(Schema):
 
 class PostsOut(Schema):
     created: int
-    duplicates: int = Field(description="Already stored: the same text, or the same (platform, id).")
+    duplicates: int = Field(description="Already stored: the same (platform, id), or the same text without an id.")
+    reposts: int = Field(0, description="A stored text under a new (platform, id): kept as a repost of that post, "
+                                        "counted as volume in the reports, annotated once.")
     gold_created: int
     errors: list[ItemError]
     batch_id: int = Field(description="The import batch (Django admin: pre-label its posts from there).")

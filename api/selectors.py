@@ -83,7 +83,9 @@ def mentions_page(*, filters: ReportFilters, limit: int, cursor: str | None = No
     A cursor is (post id, mentions of that post already sent), signed, so a page may end inside a post.
     """
     from_post, skip = cursor_decode(cursor, filters=filters) if cursor else (None, 0)
-    stream = MentionStream(filters, from_post_id=from_post, chunk_size=max(100, min(limit + 1, 2000)))
+    # One entry per stored text: a repost (another id, same text) is volume for the reports, not a second
+    # set of mentions here, and the cursor counts mentions within one post.
+    stream = MentionStream(filters, from_post_id=from_post, chunk_size=max(100, min(limit + 1, 2000)), reposts=False)
     brand_id = filters.brand_id
     results: list[dict] = []
     posts = stream.posts()

@@ -68,7 +68,7 @@ def posts_ingest(request: HttpRequest, body: schemas.PostsIn):
     (`prelabel --only-unlabelled`, the flywheel, the admin's pre-label actions)."""
     token: ApiToken = request.auth
     batch = import_objects(objects=body.posts, label=f"api:{token.name}", match_external_id=True)
-    return {"created": batch.posts_created, "duplicates": batch.posts_duplicate, "gold_created": batch.gold_created,
+    return {"created": batch.posts_created, "duplicates": batch.posts_duplicate, "reposts": batch.reposts_created, "gold_created": batch.gold_created,
             "errors": [{"index": e["line"], "message": e["error"]} for e in batch.errors], "batch_id": batch.pk}
 
 

@@ -68,7 +68,7 @@ def _ratio(a: float, b: float, digits: int = 4) -> float | None:
 # --- mentions ---------------------------------------------------------------------------------
 
 MENTIONS_HEADER = ["post_id", "platform", "posted_at", "brand", "brand_linked", "category", "mention_text",
-                   "source", "model_version", "confidence"]
+                   "source", "model_version", "confidence", "repost_id"]
 
 
 def mentions_rows(filters: ReportFilters) -> Iterator[list]:
@@ -80,7 +80,7 @@ def mentions_rows(filters: ReportFilters) -> Iterator[list]:
                 continue
             yield [post.post_id, post.platform, posted_at, m.brand, "yes" if m.brand_id is not None else "no",
                    m.category, m.text, m.source, m.model_version,
-                   round(m.confidence, 4) if m.confidence is not None else ""]
+                   round(m.confidence, 4) if m.confidence is not None else "", post.repost]
 
 
 # --- brand summary ----------------------------------------------------------------------------

@@ -80,6 +80,14 @@ class ReportFilters:
             q &= Q(**{f"{prefix}posted_at__isnull": False})
         return q
 
+    def keeps(self, platform: str, posted_at, *, dated_only: bool = False) -> bool:
+        """`post_q` on values already read (a post whose repost, not itself, matched)."""
+        if self.platform and platform != self.platform:
+            return False
+        if posted_at is None:
+            return not (dated_only or self.start is not None or self.end is not None)
+        return (self.start is None or posted_at >= self.start) and (self.end is None or posted_at < self.end)
+
     def describe_source(self) -> str:
         if self.source == SOURCE_GOLD:
             return "gold annotations only"

@@ -21,9 +21,9 @@ from operator import itemgetter
 from typing import Iterator, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from annotation.models import Annotation, Post, Prediction, Span
+from annotation.models import Annotation, Post, Prediction, Repost, Span
 from reports.filters import SOURCE_AUTO, SOURCE_GOLD, STUDENT_SOURCE, ReportFilters
 from kb.linking import normalize
 from kb.models import Brand, Category
@@ -50,6 +50,7 @@ class PostMentions(NamedTuple):
     platform: str
     posted_at: datetime | None
     mentions: list[Mention]
+    repost: str = ""  # a repost of the post's text: its external id (platform and date are its own)
 
 
 def _gold_exists(post_ref: str = "pk") -> Exists:
@@ -74,7 +75,7 @@ def covered_posts(filters: ReportFilters, *, dated_only: bool = False) -> QueryS
 
 class MentionStream:
     def __init__(self, filters: ReportFilters, *, dated_only: bool = False, chunk_size: int = CHUNK_SIZE,
-                 from_post_id: int | None = None):
+                 from_post_id: int | None = None, reposts: bool = True):
         self.filters = filters
         self.dated_only = dated_only
         self.from_post_id = from_post_id  # resume at this post (the API's cursor pagination)
@@ -85,6 +86,13 @@ class MentionStream:
         # Keys are built once per brand / unlinked spelling, not once per mention.
         self._linked_keys = {pk: f"b{pk}" for pk in self.brand_names}
         self._unlinked_keys: dict[str, str] = {}
+        # Reposts the filters keep, by post: each is volume with the post's mentions (few: read once).
+        self.copies: dict[int, list[tuple[str, datetime | None, str]]] = {}
+        if reposts:
+            for post_id, platform, posted_at, external_id in (
+                    Repost.objects.filter(filters.post_q(dated_only=dated_only)).order_by("post_id", "id")
+                    .values_list("post_id", "platform", "posted_at", "external_id")):
+                self.copies.setdefault(post_id, []).append((platform, posted_at, external_id))
 
     def unlinked_key(self, name: str) -> str:
         key = self._unlinked_keys.get(name)
@@ -94,7 +102,22 @@ class MentionStream:
 
     def posts(self) -> Iterator[PostMentions]:
         with _read_transaction():
-            yield from self._merged_posts()
+            if not self.copies:
+                yield from self._merged_posts()
+                return
+            for post in self._merged_posts():
+                if self.filters.keeps(post.platform, post.posted_at, dated_only=self.dated_only):
+                    yield post
+                for platform, posted_at, external_id in self.copies.get(post.post_id, ()):
+                    yield PostMentions(post.post_id, platform, posted_at, post.mentions, external_id)
+
+    def _post_q(self, prefix: str) -> Q:
+        """The filters on the post, or on one of its reposts (a TikTok text reposted on Instagram is in an
+        Instagram report)."""
+        own = self.filters.post_q(prefix, dated_only=self.dated_only)
+        if not self.copies or not own:  # no post condition: every post is in already
+            return own
+        return own | Q(**{f"{prefix}pk__in": list(self.copies)})
 
     def _merged_posts(self) -> Iterator[PostMentions]:
         streams = []
@@ -108,9 +131,7 @@ class MentionStream:
         return heapq.merge(*streams, key=itemgetter(0))
 
     def _gold_posts(self) -> Iterator[PostMentions]:
-        spans = Span.objects.filter(annotation__is_gold=True).filter(
-            self.filters.post_q("annotation__post__", dated_only=self.dated_only)
-        )
+        spans = Span.objects.filter(annotation__is_gold=True).filter(self._post_q("annotation__post__"))
         if self.filters.category:
             spans = spans.filter(category__slug=self.filters.category)
         if self.from_post_id is not None:
@@ -138,7 +159,7 @@ class MentionStream:
 
     def _predicted_posts(self) -> Iterator[PostMentions]:
         f = self.filters
-        predictions = _predictions(f.model_version).filter(f.post_q("post__", dated_only=self.dated_only))
+        predictions = _predictions(f.model_version).filter(self._post_q("post__"))
         if f.source == SOURCE_AUTO:
             predictions = predictions.filter(~_gold_exists("post_id"))
         if self.from_post_id is not None:

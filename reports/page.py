@@ -57,7 +57,8 @@ def reports_page_data(filters: ReportFilters) -> dict:
     wanted = f"b{filters.brand_id}" if filters.brand_id is not None else None
     # With a brand filter the totals are that brand's: its mentions, the posts naming it. Shares stay
     # shares of every mention (all_mentions).
-    totals = {"posts": 0, "mentions": 0, "undated_posts": 0, "all_mentions": 0}
+    totals = {"posts": 0, "mentions": 0, "undated_posts": 0, "all_mentions": 0, "reposts": 0}
+    texts = set()
     for post in MentionStream(filters).posts():
         keys = [labels.add(m) for m in post.mentions]
         mentions.update(keys)
@@ -68,9 +69,12 @@ def reports_page_data(filters: ReportFilters) -> dict:
             totals["posts"] += 1
             totals["mentions"] += counted
             totals["undated_posts"] += post.posted_at is None
+            totals["reposts"] += bool(post.repost)
+            texts.add(post.post_id)
         summary.feed(post)
         co.feed(post)
         emerging.feed(post)
+    totals["unique_texts"] = len(texts)
 
     top_brands = [
         {"brand": labels[key], "linked": Labels.linked(key), "mentions": n, "posts": posts[key],

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from annotation.datasets.interchange import content_hash  # noqa: F401  (the post identity; callers import it from here)
-from annotation.models import Annotation, ImportBatch, Post, Span
+from annotation.models import Annotation, ImportBatch, Post, Repost, Span
 from annotation.services.users import system_user
 from kb.index import get_index
 from kb.linking import Link
@@ -166,7 +166,7 @@ def _store_chunk_once_more_on_conflict(batch, rows, categories, gold_author, mat
 def _store_chunk_counted(batch, rows, categories, gold_author, *, match_external_id: bool = False) -> None:
     """A chunk whose transaction rolls back takes its counts and errors with it: the batch counts only
     what is in the database."""
-    counters = ("posts_created", "posts_duplicate", "gold_created", "spans_created", "error_count")
+    counters = ("posts_created", "posts_duplicate", "reposts_created", "gold_created", "spans_created", "error_count")
     saved = {name: getattr(batch, name) for name in counters}, list(batch.errors)
     try:
         _store_chunk(batch, rows, categories, gold_author, match_external_id=match_external_id)
@@ -356,6 +356,7 @@ def _store_chunk(batch: ImportBatch, rows: list[ParsedRow], categories: dict, go
     has_gold = set(
         Annotation.objects.filter(post__content_hash__in=hashes, is_gold=True).values_list("post__content_hash", flat=True)
     )
+    known_ids = _known_ids(rows, existing)
     for row in rows:
         h = content_hash(row.text)
         category_error = next((s["category"] for s in row.spans if s["category"] and s["category"] not in categories), None)
@@ -374,15 +375,35 @@ def _store_chunk(batch: ImportBatch, rows: list[ParsedRow], categories: dict, go
                 text=row.text, lang=row.lang, url=row.url, source=row.source, content_hash=h, import_batch=batch,
             )
             existing[h] = post
+            known_ids.add((row.platform, row.external_id))
             if match_external_id and row.external_id:
                 by_external_id[(row.platform, row.external_id)] = post
             batch.posts_created += 1
+        elif row.external_id and (row.platform, row.external_id) not in known_ids:
+            # The same text under an (platform, id) not stored yet: a repost, counted as volume.
+            Repost.objects.create(post=post, platform=row.platform, external_id=row.external_id, author=row.author,
+                                  posted_at=row.posted_at, url=row.url, import_batch=batch)
+            known_ids.add((row.platform, row.external_id))
+            batch.reposts_created += 1
         else:
             batch.posts_duplicate += 1
         if row.labelled and h not in has_gold:
             _store_gold(batch, post, row, categories, gold_author, index)
             has_gold.add(h)
     batch.save()
+
+
+def _known_ids(rows: list[ParsedRow], existing: dict[str, Post]) -> set[tuple[str, str]]:
+    """The (platform, id) pairs already stored, as a post or a repost, among the rows whose text is stored
+    (the only ones that can become reposts); a post created in this chunk adds its own pair as it goes."""
+    wanted = {(r.platform, r.external_id) for r in rows if r.external_id}
+    ids = {i for _, i in wanted}
+    if not ids:
+        return set()
+    known = {(p.platform, p.external_id) for p in existing.values()}
+    known |= set(Post.objects.filter(external_id__in=ids).values_list("platform", "external_id"))
+    known |= set(Repost.objects.filter(external_id__in=ids).values_list("platform", "external_id"))
+    return known & wanted
 
 
 def _posts_by_external_id(rows: list[ParsedRow]) -> dict[tuple[str, str], Post]:

@@ -20,8 +20,9 @@ def _write(tmp_path: Path, name: str, lines: list[str]) -> Path:
 @pytest.mark.django_db
 def test_gold_seed_imports_its_posts_with_spans_and_a_rerun_changes_nothing(kb, capsys):
     call_command("import_posts", str(DEMO / "gold_seed.jsonl"))
-    # 600 lines, 599 distinct texts: two tweet ids carry the same retweeted words (wnut-train-828/-1189).
-    assert "599 posts created, 1 already present" in capsys.readouterr().out
+    # 600 lines, 599 distinct texts: two tweet ids carry the same retweeted words (wnut-train-828/-1189),
+    # one post to annotate and a repost that counts as volume.
+    assert "599 posts created, 1 reposts of a stored text, 0 already present" in capsys.readouterr().out
     assert Post.objects.count() == 599
     assert Annotation.objects.filter(is_gold=True).count() == 599
     gold_mentions = sum(len(json.loads(line)["brands"]) for line in (DEMO / "gold_seed.jsonl").open())
@@ -35,7 +36,7 @@ def test_gold_seed_imports_its_posts_with_spans_and_a_rerun_changes_nothing(kb, 
     call_command("import_brands", str(DEMO / "kb_brands.csv"))
     call_command("import_posts", str(DEMO / "gold_seed.jsonl"))
     assert (Post.objects.count(), Annotation.objects.count(), Span.objects.count()) == (599, 599, 577)
-    assert "0 posts created, 600 already present" in capsys.readouterr().out
+    assert "0 posts created, 0 reposts of a stored text, 600 already present" in capsys.readouterr().out
 
 
 @pytest.mark.django_db
@@ -106,11 +107,22 @@ def test_csv_without_text_column_is_refused_clearly(tmp_path):
 
 
 @pytest.mark.django_db
-def test_reimport_deduplicates_by_content_not_by_id(tmp_path):
-    rows = [json.dumps({"id": "1", "text": "same words"}), json.dumps({"id": "2", "text": "same words"})]
+def test_one_post_per_text_and_a_repost_per_further_platform_and_id(tmp_path):
+    """Same words under ids 1 and 2 (a repost) and again without an id: one post to annotate, one repost
+    counted as volume, one duplicate; importing the file again adds nothing."""
+    from annotation.models import Repost
+
+    rows = [json.dumps({"id": "1", "platform": "tiktok", "text": "same words"}),
+            json.dumps({"id": "2", "platform": "instagram", "text": "same words", "posted_at": "2026-03-01T10:00:00Z"}),
+            json.dumps({"text": "same words"})]
     batch = import_file(path=_write(tmp_path, "dupes.jsonl", rows))
-    assert (batch.posts_created, batch.posts_duplicate) == (1, 1)
-    assert ImportBatch.objects.count() == 1
+    assert (batch.posts_created, batch.reposts_created, batch.posts_duplicate) == (1, 1, 1)
+    post = Post.objects.get()
+    (repost,) = Repost.objects.all()
+    assert (repost.post, repost.platform, repost.external_id, repost.posted_at.day) == (post, "instagram", "2", 1)
+    again = import_file(path=_write(tmp_path, "dupes-again.jsonl", rows))
+    assert (again.posts_created, again.reposts_created, again.posts_duplicate) == (0, 0, 3)
+    assert Post.objects.count() == 1 and Repost.objects.count() == 1
 
 
 @pytest.mark.django_db

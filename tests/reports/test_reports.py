@@ -294,6 +294,28 @@ def test_page_totals_with_a_brand_filter_are_that_brands(world, client_as):
     assert "5 mentions of SK-II in 4 posts" in html and "1 posts have no date" in html
 
 
+def test_a_repost_counts_as_volume_on_its_own_platform_and_date(world, client_as):
+    """P3 (Instagram, February: La Mer + Fenty) reposted on TikTok in March under another id: the text is
+    annotated once, and the reports count the copy where and when it was posted."""
+    from annotation.models import Repost
+
+    p3 = Post.objects.get(text="p3 la mer fenty")
+    Repost.objects.create(post=p3, platform="tiktok", external_id="tt-77", posted_at=at("2026-03-04"))
+    client = client_as(Role.ANALYST)
+    html = client.get(reverse("reports"), {"source": "gold"}).content.decode()
+    # Gold mentions: P1 3, P2 1, P3 2, P6 2 = 8 in 4 posts, + the repost's 2 in a fifth.
+    assert "10 mentions in 5 posts (4 unique texts; 1 repost of them counted as volume)" in html
+    rows = download(client, "mentions", source="gold", platform="tiktok")
+    copies = [r for r in rows if r["repost_id"]]
+    assert [(r["post_id"], r["platform"], r["posted_at"][:10], r["brand"]) for r in copies] == [
+        (str(p3.pk), "tiktok", "2026-03-04", "La Mer"), (str(p3.pk), "tiktok", "2026-03-04", "Fenty Beauty")]
+    assert all(r["repost_id"] == "tt-77" for r in copies)
+    assert not any(r["post_id"] == str(p3.pk) and not r["repost_id"] for r in rows)  # the original is Instagram's
+    summary = download(client, "brand_summary", source="gold", bucket="month")
+    march = {(r["bucket"], r["brand"]): int(r["mentions"]) for r in summary if r["bucket"] == "2026-03-01"}
+    assert march == {("2026-03-01", "La Mer"): 1, ("2026-03-01", "Fenty Beauty"): 1}
+
+
 def test_page_figures_are_kept_until_the_data_changes(world, client_as, settings):
     from django.core.cache import cache
     from django.db import connection
@@ -326,7 +348,7 @@ def test_csv_download_streams_header_first_and_filters(world, client_as):
     assert 'filename="beautybrain-mentions.csv"' in response["Content-Disposition"]
     chunks = iter(response.streaming_content)
     assert next(chunks) == "\ufeff".encode() + b"post_id,platform,posted_at,brand,brand_linked,category,mention_text,source," \
-                           b"model_version,confidence\r\n"
+                           b"model_version,confidence,repost_id\r\n"
     rows = list(csv.reader(io.StringIO(b"".join(chunks).decode())))
     assert len(rows) == 6 and {r[1] for r in rows} == {"tiktok"}  # P1 3, P2 1, P6 2
 

@@ -30,7 +30,8 @@ class Command(BaseCommand):
                 self.stderr.write(f"{path.name}: import failed: {batch.failure}")
                 failed = True
             self.stdout.write(
-                f"{path.name}: {batch.posts_created} posts created, {batch.posts_duplicate} already present, "
+                f"{path.name}: {batch.posts_created} posts created, {batch.reposts_created} reposts of a stored text, "
+                f"{batch.posts_duplicate} already present, "
                 f"{batch.gold_created} gold annotations ({batch.spans_created} spans), "
                 f"{batch.error_count} bad rows (batch #{batch.pk})"
             )
