@@ -24,7 +24,7 @@ never in the time-bucketed reports (brand summary, emerging, share of voice).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from itertools import combinations
@@ -32,6 +32,7 @@ from typing import Iterator
 
 from django.db.models import Count, Max, Min, Q
 
+from annotation.models import Repost
 from reports.filters import ReportFilters
 from reports.mentions import (
     Mention, MentionStream, PostMentions, bucket_next, bucket_previous, bucket_range, bucket_start, covered_posts,
@@ -290,12 +291,16 @@ class Emerging:
             return 0, 0
         start, middle, end = (datetime.combine(day, time.min, tzinfo=dt_timezone.utc) for day in (
             self.period.start, self.period.middle, self.period.end + timedelta(days=1)))
+        halves = {"first": Count("id", filter=Q(posted_at__gte=start, posted_at__lt=middle)),
+                  "second": Count("id", filter=Q(posted_at__gte=middle, posted_at__lt=end))}
         # One scan for both halves: the covered-posts filter is the expensive part.
-        counts = covered_posts(self.filters, dated_only=True).aggregate(
-            first=Count("id", filter=Q(posted_at__gte=start, posted_at__lt=middle)),
-            second=Count("id", filter=Q(posted_at__gte=middle, posted_at__lt=end)),
-        )
-        return counts["first"], counts["second"]
+        counts = covered_posts(self.filters, dated_only=True).aggregate(**halves)
+        # Reposts are volume too (the stream feeds their mentions): where and when they were posted, of
+        # a text the source covers wherever the text itself was posted.
+        anywhere = replace(self.filters, date_from=None, date_to=None, platform="")
+        copies = Repost.objects.filter(self.filters.post_q(dated_only=True),
+                                       post__in=covered_posts(anywhere)).aggregate(**halves)
+        return counts["first"] + copies["first"], counts["second"] + copies["second"]
 
     def growth(self, m1: int, m2: int, p1: int, p2: int) -> float:
         prior = self.prior_posts * (m1 + m2) / max(p1 + p2, 1)  # pseudo-mentions at the period's rate

@@ -314,6 +314,11 @@ def test_a_repost_counts_as_volume_on_its_own_platform_and_date(world, client_as
     summary = download(client, "brand_summary", source="gold", bucket="month")
     march = {(r["bucket"], r["brand"]): int(r["mentions"]) for r in summary if r["bucket"] == "2026-03-01"}
     assert march == {("2026-03-01", "La Mer"): 1, ("2026-03-01", "Fenty Beauty"): 1}
+    # The copy is a covered post in the emerging brands' denominators too (halves split on 2026-02-17):
+    # P1 P2 P3 P4 | P5 and the copy; on TikTok, P1 P2 P4 | P5 and the copy, not P3 itself (Instagram).
+    span = {"date_from": "2026-01-05", "date_to": "2026-03-31"}
+    assert Emerging(report_filters_parse(span)).covered_counts() == (4, 2)
+    assert Emerging(report_filters_parse({**span, "platform": "tiktok"})).covered_counts() == (3, 2)
 
 
 def test_page_figures_are_kept_until_the_data_changes(world, client_as, settings):
