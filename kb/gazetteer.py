@@ -5,12 +5,22 @@ Rules: word boundaries; hashtags and handles match on the part after '#'/'@' ('#
 a grammatical possessive stays outside the span ("Clinique's" → "Clinique") unless it is part of
 the alias (Kiehl's); longest match first, left to right, no overlaps; aliases written in CJK match
 as substrings (no spaces to mark boundaries); ambiguous brands need evidence (kb.linking).
+
+Speed: most tokens start no alias. An Aho-Corasick automaton of the alias keys runs once over the post
+normalised character by character, and the longest-match search runs only at the tokens where a key starts
+(a handle's key + brand suffix, 'maccosmetics', starts with the key). A post with a character whose
+normalisation may depend on its neighbours (combining marks, conjoining jamo) takes the plain search.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from functools import cache
+from itertools import accumulate
+
+import ahocorasick
 
 from kb.linking import BrandEntry, BrandIndex, has_evidence, normalize
 from kb.rules import CJK as _CJK
@@ -39,15 +49,22 @@ class Match:
 
 
 class Gazetteer:
-    def __init__(self, index: BrandIndex):
+    def __init__(self, index: BrandIndex, *, prefilter: bool = True):
+        """`prefilter=False` is the plain search: every token is tried (the reference the prefilter is tested
+        against)."""
         self.index = index
+        self.automaton = _build_automaton(index) if prefilter else None
         self.cjk_aliases = sorted((k for k in index.by_key if _CJK.search(k)), key=len, reverse=True)
 
     def find(self, text: str) -> list[Match]:
         tokens = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+        may_start = self._may_start(text, tokens) if self.automaton is not None and tokens else None
         found: list[Match] = []
         i = 0
         while i < len(tokens):
+            if may_start is not None and tokens[i][0] not in may_start:
+                i += 1  # no key starts here: the search would find nothing
+                continue
             match = self._longest_at(text, tokens, i)
             if match is None:
                 i += 1
@@ -60,6 +77,16 @@ class Gazetteer:
             found.append(m)
         found.extend(self._cjk_matches(text, found))
         return sorted(found, key=lambda m: m.start)
+
+    def _may_start(self, text: str, tokens: list[tuple[int, int]]) -> set[int] | None:
+        """The offsets of the tokens where an alias key starts once normalised; None when this text cannot
+        be prefiltered (then every token is tried)."""
+        chars = _normalized_chars(text)
+        if chars is None:
+            return None
+        keys, offsets = chars
+        starts = {end - n + 1 for end, n in self.automaton.iter(keys)} if len(self.automaton) else set()
+        return {start for start, _ in tokens if offsets[start] in starts}
 
     def _longest_at(self, text: str, tokens: list[tuple[int, int]], i: int) -> tuple[Match, int] | None:
         start = tokens[i][0]
@@ -96,6 +123,69 @@ class Gazetteer:
                 used.append((m.start(), m.end()))
                 out.append(Match(m.start(), m.end(), text[m.start():m.end()], self.index.by_key[alias]))
         return out
+
+
+def _build_automaton(index: BrandIndex):
+    """Aho-Corasick over the alias keys (about a millisecond per thousand); None when a key is empty, which
+    no automaton holds (then every text takes the plain search)."""
+    if "" in index.by_key:
+        return None
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for key in index.by_key:
+        automaton.add_word(key, len(key))
+    if len(automaton):
+        automaton.make_automaton()
+    return automaton
+
+
+def _normalized_chars(text: str) -> tuple[str, list[int]] | None:
+    """`text` normalised character by character, and where each character's part starts in it (so
+    normalize(text[a:b]) == keys[offsets[a]:offsets[b]]); None when a character's normalisation may depend
+    on its neighbours."""
+    parts = list(map(_CHAR_KEYS.__getitem__, text))
+    if None in parts:
+        return None
+    return "".join(parts), list(accumulate(map(len, parts), initial=0))
+
+
+class _CharKeys(dict):
+    """Character → `_char_key(character)`, computed on first sight (there are few distinct characters)."""
+
+    def __missing__(self, ch: str) -> str | None:
+        part = self[ch] = _char_key(ch)
+        return part
+
+
+_CHAR_KEYS = _CharKeys()
+
+
+def _char_key(ch: str) -> str | None:
+    """normalize(ch), or None when `normalize` could join `ch` to the character before it.
+
+    `normalize` is NFKC, casefold, NFD, drop combining marks, NFC, drop non-word characters. Casefolding
+    and the drops work per character; the normalisation forms join characters only where one begins with
+    a combining mark (reordered, composed) or with the second half of a composition (Hangul vowel/final
+    jamo, Indic length marks). A character that begins with neither at every step joins nothing, and on a
+    text of such characters normalising a span is slicing the per-character result."""
+    if ch.isascii():  # joins nothing (and spares ASCII-only traffic the table below)
+        return normalize(ch)
+    folded = unicodedata.normalize("NFKC", ch).casefold()
+    for step in (unicodedata.normalize("NFKD", ch), unicodedata.normalize("NFKC", ch), folded,
+                 unicodedata.normalize("NFD", folded)):
+        if not step or unicodedata.combining(step[0]) or step[0] in _composition_seconds():
+            return None
+    return normalize(ch)
+
+
+@cache
+def _composition_seconds() -> frozenset[str]:
+    """Characters that compose with the one before them (the second of a canonical pair)."""
+    seconds = {chr(cp) for cp in (*range(0x1161, 0x1176), *range(0x11A8, 0x11C3))}  # Hangul V and T jamo
+    for cp in range(0x110000):
+        parts = unicodedata.decomposition(chr(cp)).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            seconds.add(chr(int(parts[1], 16)))
+    return frozenset(seconds)
 
 
 def as_written(text: str, start: int, end: int) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
-from kb.gazetteer import Gazetteer
+from kb.gazetteer import Gazetteer, Match
 from kb.linking import BrandIndex, normalize
 
 from .config import BIO, CASE_TAGS, GAZ_TAGS
@@ -29,6 +29,8 @@ class Encoded:
     gaz: list[int]
     case: list[int]
     windows: list[tuple[int, int]]  # [start, end) token ranges
+    # The gazetteer's matches in `text`: the feature above and KB-aware decoding read the same dictionary pass.
+    matches: tuple[Match, ...] = ()
 
 
 class Featurizer:
@@ -48,6 +50,7 @@ class Featurizer:
         self.content = max(8, max_window - len(self.prefix_ids) - len(self.suffix_ids))
         self.stride = max(1, min(stride, self.content))
         self._cache: dict[str, Encoded] = {}
+        self._fuzzy_seen: dict[str, bool] = {}  # word key → near a KB key? (words repeat across posts)
 
     def encode(self, text: str) -> Encoded:
         cached = self._cache.get(text)
@@ -58,20 +61,27 @@ class Featurizer:
         offsets = [tuple(o) for o in enc["offset_mapping"]]
         ws = words(text)
         token_word = _token_words(offsets, ws, text)
-        gaz_chars = self._gazetteer_tags(text, ws)
+        matches = tuple(self.gazetteer.find(text))
+        gaz_chars = self._gazetteer_tags(text, ws, matches)
         gaz = [_token_gaz(gaz_chars, s, e, text) for s, e in offsets]
-        case = [_case_tag(text, ws[w]) if w >= 0 else 0 for w in token_word]
+        word_case = [_case_tag(text, w) for w in ws]
+        case = [word_case[w] if w >= 0 else 0 for w in token_word]
         windows = _windows(len(ids), self.content, self.stride)
-        out = Encoded(text, ids, offsets, token_word, ws, gaz, case, windows)
+        out = Encoded(text, ids, offsets, token_word, ws, gaz, case, windows, matches)
         if len(self._cache) < 50_000:
             self._cache[text] = out
         return out
 
-    def _gazetteer_tags(self, text: str, ws: list[tuple[int, int]]) -> dict[int, int]:
+    def clear_cache(self) -> None:
+        """Forget the encodings and fuzzy lookups kept so far (a benchmark times featurising new posts)."""
+        self._cache.clear()
+        self._fuzzy_seen.clear()
+
+    def _gazetteer_tags(self, text: str, ws: list[tuple[int, int]], matches: tuple[Match, ...]) -> dict[int, int]:
         """char offset → GAZ tag at word starts and inside matches."""
         tags: dict[int, int] = {}
         covered = []
-        for m in self.gazetteer.find(text):
+        for m in matches:
             covered.append((m.start, m.end))
             for i in range(m.start, m.end):
                 tags[i] = GAZ_TAGS.index("I")
@@ -83,11 +93,19 @@ class Featurizer:
                 key = normalize(text[s:e])
                 if len(key) < FUZZY_WORD_MIN or not key.isalpha():
                     continue
-                if process.extractOne(key, self._fuzzy_keys, scorer=fuzz.ratio, score_cutoff=FUZZY_WORD_CUTOFF):
+                if self._is_near_key(key):
                     for i in range(s, e):
                         tags[i] = GAZ_TAGS.index("FI")
                     tags[s] = GAZ_TAGS.index("FB")
         return tags
+
+    def _is_near_key(self, key: str) -> bool:
+        near = self._fuzzy_seen.get(key)
+        if near is None:
+            near = bool(process.extractOne(key, self._fuzzy_keys, scorer=fuzz.ratio, score_cutoff=FUZZY_WORD_CUTOFF))
+            if len(self._fuzzy_seen) < 200_000:
+                self._fuzzy_seen[key] = near
+        return near
 
 
 def _token_words(offsets, ws, text) -> list[int]:
