@@ -376,12 +376,19 @@ def _run_add(run_id: int, counts: dict) -> None:
             failed=F("failed") + counts.get("failed", 0), skipped=F("skipped") + counts.get("skipped", 0),
             updated_at=timezone.now())
     live = [PrelabelRun.Status.QUEUED, PrelabelRun.Status.RUNNING]
-    run = PrelabelRun.objects.filter(pk=run_id, done__gte=F("total"), status__in=live).first()
+    run = PrelabelRun.objects.filter(pk=run_id).only("source", "model_version").first()
+    if run is None:
+        return
     # The count says done; the database decides: after a dead worker a post can be counted by two chunks
-    # while a third still labels another, and the run is done only once no post is left unlabelled.
-    if run is not None and not prelabel_run_unhandled(run):
-        PrelabelRun.objects.filter(pk=run_id, status__in=live).update(status=PrelabelRun.Status.DONE,
-                                                                     finished_at=timezone.now())
+    # while a third still labels another, and a run whose posts another run still labels (it skipped
+    # them as claimed) is done once that one has labelled them. So this chunk's labels may finish any
+    # counted-out run of the same source.
+    counted_out = PrelabelRun.objects.filter(done__gte=F("total"), status__in=live, source=run.source,
+                                             model_version=run.model_version)
+    for other in counted_out:
+        if not prelabel_run_unhandled(other):
+            PrelabelRun.objects.filter(pk=other.pk, status__in=live).update(status=PrelabelRun.Status.DONE,
+                                                                           finished_at=timezone.now())
 
 
 def prelabel_run_unhandled(run: PrelabelRun) -> int:
