@@ -28,13 +28,14 @@ class GazetteerPredictor:
     name = "gazetteer"
 
     def __init__(self, index=None):
-        from kb.gazetteer import Gazetteer
+        if index is None:  # the served index's gazetteer, built once per index, not per request
+            from kb.index import get_gazetteer
 
-        if index is None:
-            from kb.index import get_index
+            self.gazetteer = get_gazetteer()
+        else:
+            from kb.gazetteer import Gazetteer
 
-            index = get_index()
-        self.gazetteer = Gazetteer(index)
+            self.gazetteer = Gazetteer(index)
 
     def predict(self, texts: list[str]) -> list[dict]:
         out = []
