@@ -117,7 +117,8 @@ class MentionStream:
         own = self.filters.post_q(prefix, dated_only=self.dated_only)
         if not self.copies or not own:  # no post condition: every post is in already
             return own
-        return own | Q(**{f"{prefix}pk__in": list(self.copies)})
+        reposted = Repost.objects.filter(self.filters.post_q(dated_only=self.dated_only)).values("post_id")
+        return own | Q(**{f"{prefix}pk__in": reposted})  # a subquery: no bound on the number of reposts
 
     def _merged_posts(self) -> Iterator[PostMentions]:
         streams = []

@@ -356,7 +356,7 @@ def _store_chunk(batch: ImportBatch, rows: list[ParsedRow], categories: dict, go
     has_gold = set(
         Annotation.objects.filter(post__content_hash__in=hashes, is_gold=True).values_list("post__content_hash", flat=True)
     )
-    known_ids = _known_ids(rows, existing)
+    known_ids = _known_ids(rows, set(by_external_id) if match_external_id else None)
     for row in rows:
         h = content_hash(row.text)
         category_error = next((s["category"] for s in row.spans if s["category"] and s["category"] not in categories), None)
@@ -393,16 +393,16 @@ def _store_chunk(batch: ImportBatch, rows: list[ParsedRow], categories: dict, go
     batch.save()
 
 
-def _known_ids(rows: list[ParsedRow], existing: dict[str, Post]) -> set[tuple[str, str]]:
-    """The (platform, id) pairs already stored, as a post or a repost, among the rows whose text is stored
-    (the only ones that can become reposts); a post created in this chunk adds its own pair as it goes."""
+def _known_ids(rows: list[ParsedRow], post_ids: set[tuple[str, str]] | None = None) -> set[tuple[str, str]]:
+    """The rows' (platform, id) pairs already stored, as a post or a repost; a post created in this chunk
+    adds its own pair as it goes. `post_ids`: the posts' pairs when the caller has read them already."""
     wanted = {(r.platform, r.external_id) for r in rows if r.external_id}
     ids = {i for _, i in wanted}
     if not ids:
         return set()
-    known = {(p.platform, p.external_id) for p in existing.values()}
-    known |= set(Post.objects.filter(external_id__in=ids).values_list("platform", "external_id"))
-    known |= set(Repost.objects.filter(external_id__in=ids).values_list("platform", "external_id"))
+    if post_ids is None:
+        post_ids = set(Post.objects.filter(external_id__in=ids).values_list("platform", "external_id"))
+    known = post_ids | set(Repost.objects.filter(external_id__in=ids).values_list("platform", "external_id"))
     return known & wanted
 
 
