@@ -202,6 +202,7 @@ GPU_LEASE_SECONDS = env.int("GPU_LEASE_SECONDS", default=120)
 # pre-label run or training that made no progress for SWEEP_STALE_SECONDS while nothing of its kind ran,
 # and fails it with the reason after SWEEP_MAX_RESUMES resends.
 SWEEP_SECONDS = env.int("SWEEP_SECONDS", default=300)
+REPORTS_CUBE_SECONDS = env.int("REPORTS_CUBE_SECONDS", default=60)  # see REPORTS_CUBE below
 SWEEP_STALE_SECONDS = env.int("SWEEP_STALE_SECONDS", default=900)
 SWEEP_MAX_RESUMES = env.int("SWEEP_MAX_RESUMES", default=3)
 
@@ -249,6 +250,7 @@ SHADOW_SAMPLE_SHARE = env.float("SHADOW_SAMPLE_SHARE", default=0.2)
 CELERY_BEAT_SCHEDULE = {
     "flywheel-tick": {"task": "modeling.tasks.flywheel_tick", "schedule": float(FLYWHEEL_TICK_SECONDS)},
     "sweep-stale": {"task": "modeling.tasks.sweep_stale", "schedule": float(SWEEP_SECONDS)},
+    "reports-cube": {"task": "reports.tasks.cube_refresh", "schedule": float(REPORTS_CUBE_SECONDS)},
 }
 
 # --- Datasets ----------------------------------------------------------------------------
@@ -266,6 +268,11 @@ ANNOTATION_ASSIGNMENT_TTL_MIN = env.int("ANNOTATION_ASSIGNMENT_TTL_MIN", default
 # --- Reports -----------------------------------------------------------------------------
 # The reports page keeps its figures this long per filter set (0: never); CSV downloads are always live.
 REPORTS_PAGE_CACHE_SECONDS = env.int("REPORTS_PAGE_CACHE_SECONDS", default=300)
+# The reports page reads materialised aggregates (reports/cube.py) rebuilt when the data changes: inline
+# on the next page view while posts' spans + predictions are at most REPORTS_CUBE_INLINE_ROWS, else by
+# the reports.tasks.cube_refresh task (beat every REPORTS_CUBE_SECONDS). Off: one pass over the mentions.
+REPORTS_CUBE = env.bool("REPORTS_CUBE", default=True)
+REPORTS_CUBE_INLINE_ROWS = env.int("REPORTS_CUBE_INLINE_ROWS", default=50_000)
 # A week or month with fewer mentions than this is left out of the share-of-voice chart: one post would
 # draw a 100% spike. The tables and CSVs keep every bucket.
 REPORTS_SOV_MIN_MENTIONS = env.int("REPORTS_SOV_MIN_MENTIONS", default=5)

@@ -62,6 +62,11 @@ class Labels:
         return key.startswith("b")
 
 
+def main_category(counts: Counter) -> str:
+    """The category with the most mentions; a tie goes to the first slug."""
+    return min(counts.items(), key=lambda item: (-item[1], item[0]))[0]
+
+
 def _ratio(a: float, b: float, digits: int = 4) -> float | None:
     return round(a / b, digits) if b else None
 
@@ -161,7 +166,7 @@ class BrandSummary:
                 change=mentions - previous,
                 change_pct=round(100 * (mentions - previous) / previous, 1) if previous else None,
             ))
-        out.sort(key=lambda r: (r.bucket, r.category, -r.mentions, r.brand.casefold()))
+        out.sort(key=lambda r: (r.bucket, r.category, -r.mentions, r.brand.casefold(), r.key))
         return out
 
 
@@ -317,11 +322,11 @@ class Emerging:
                 continue
             growth = self.growth(m1, m2, p1, p2)
             out.append(EmergingRow(
-                key=key, brand=self.labels[key], category=self.categories[key].most_common(1)[0][0], m1=m1, m2=m2,
+                key=key, brand=self.labels[key], category=main_category(self.categories[key]), m1=m1, m2=m2,
                 p1=p1, p2=p2, rate1=round(1000 * m1 / p1, 2) if p1 else 0.0,
                 rate2=round(1000 * m2 / p2, 2) if p2 else 0.0, growth=round(growth, 3),
             ))
-        out.sort(key=lambda r: (-r.growth, -r.m2, r.brand.casefold()))
+        out.sort(key=lambda r: (-r.growth, -r.m2, r.brand.casefold(), r.key))
         return out
 
 

@@ -123,7 +123,12 @@ def promoted_model_version() -> str:
 
 
 def platforms_known() -> list[str]:
-    return sorted(p for p in Post.objects.order_by().values_list("platform", flat=True).distinct() if p)
+    """Platforms of posts and of reposts (a text first posted on TikTok may be reposted on YouTube only)."""
+    from annotation.models import Repost
+
+    known = set(Post.objects.order_by().values_list("platform", flat=True).distinct())
+    known |= set(Repost.objects.order_by().values_list("platform", flat=True).distinct())
+    return sorted(p for p in known if p)
 
 
 def generations_reportable() -> list[str]:
@@ -173,7 +178,7 @@ def report_filters_parse(data: Mapping[str, str | None]) -> ReportFilters:
         errors["date_to"] = f"'to' ({date_to}) is before 'from' ({date_from})."
 
     platform = get("platform")
-    if platform and not Post.objects.filter(platform=platform).exists():
+    if platform and platform not in platforms_known():
         errors["platform"] = f"Unknown platform {platform!r}; known: {', '.join(platforms_known()) or 'none'}."
 
     category = get("category").lower()

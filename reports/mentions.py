@@ -75,8 +75,9 @@ def covered_posts(filters: ReportFilters, *, dated_only: bool = False) -> QueryS
 
 class MentionStream:
     def __init__(self, filters: ReportFilters, *, dated_only: bool = False, chunk_size: int = CHUNK_SIZE,
-                 from_post_id: int | None = None, reposts: bool = True):
+                 from_post_id: int | None = None, reposts: bool = True, post_ids: list[int] | None = None):
         self.filters = filters
+        self.post_ids = post_ids  # only these posts (a short list)
         self.dated_only = dated_only
         self.from_post_id = from_post_id  # resume at this post (the API's cursor pagination)
         self.chunk_size = chunk_size
@@ -137,6 +138,8 @@ class MentionStream:
             spans = spans.filter(category__slug=self.filters.category)
         if self.from_post_id is not None:
             spans = spans.filter(annotation__post_id__gte=self.from_post_id)
+        if self.post_ids is not None:
+            spans = spans.filter(annotation__post_id__in=self.post_ids)
         rows = (
             spans.order_by("annotation__post_id", "start", "end")
             .values_list("annotation__post_id", "annotation__post__platform", "annotation__post__posted_at",
@@ -165,6 +168,8 @@ class MentionStream:
             predictions = predictions.filter(~_gold_exists("post_id"))
         if self.from_post_id is not None:
             predictions = predictions.filter(post_id__gte=self.from_post_id)
+        if self.post_ids is not None:
+            predictions = predictions.filter(post_id__in=self.post_ids)
         rows = (
             predictions.order_by("post_id", "-id")
             .values_list("post_id", "post__platform", "post__posted_at", "source", "model_version", "spans")

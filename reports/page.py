@@ -1,17 +1,16 @@
-"""What the reports page shows: every report from a single pass over the mentions."""
+"""What the reports page shows, from a single pass over the mentions (reports/cube.py gives the
+same figures from materialised aggregates)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from annotation.models import Annotation, Post, Prediction, Span
+from annotation.models import Annotation, Post, Prediction, Repost, Span
+from kb.models import Brand, Category
 from reports.aggregates import BrandSummary, CoMentions, Emerging, Labels
 from reports.charts import bar_chart_svg, share_of_voice_svg
 from reports.filters import ReportFilters
@@ -24,30 +23,15 @@ BAR_PAIRS = 10
 
 def data_fingerprint() -> list:
     """Changes whenever posts, gold annotations, spans, predictions or the KB change (cheap aggregates)."""
-    from kb.models import Brand
-
     return [
         Post.objects.aggregate(n=Count("id"), last=Max("id")),
         Annotation.objects.filter(is_gold=True).aggregate(n=Count("id"), changed=Max("updated_at")),
         Span.objects.aggregate(n=Count("id"), last=Max("id")),
         Prediction.objects.aggregate(n=Count("id"), last=Max("id")),
         Brand.objects.aggregate(n=Count("id"), changed=Max("updated_at")),
+        Repost.objects.aggregate(n=Count("id"), last=Max("id")),
+        Category.objects.aggregate(n=Count("id"), last=Max("id")),
     ]
-
-
-def reports_page_data_cached(filters: ReportFilters) -> dict:
-    """The page's figures, computed once per filter set and data state for REPORTS_PAGE_CACHE_SECONDS:
-    a pass over a million mentions takes tens of seconds, and analysts come back to the same view."""
-    seconds = settings.REPORTS_PAGE_CACHE_SECONDS
-    if seconds <= 0:
-        return reports_page_data(filters)
-    state = json.dumps([filters.as_query(), filters.model_version, data_fingerprint()], default=str, sort_keys=True)
-    key = "reports:page:" + hashlib.sha256(state.encode()).hexdigest()
-    data = cache.get(key)
-    if data is None:
-        data = reports_page_data(filters)
-        cache.set(key, data, seconds)
-    return data
 
 
 def reports_page_data(filters: ReportFilters) -> dict:
@@ -79,21 +63,31 @@ def reports_page_data(filters: ReportFilters) -> dict:
     top_brands = [
         {"brand": labels[key], "linked": Labels.linked(key), "mentions": n, "posts": posts[key],
          "share": n / totals["all_mentions"] if totals["all_mentions"] else 0}
-        for key, n in mentions.most_common()
+        for key, n in top_order(mentions, labels)
         if wanted is None or key == wanted
     ][:TABLE_ROWS]
 
     summary_rows = summary.rows()
     latest = [r for r in summary_rows if r.bucket == summary.last_bucket] if summary.last_bucket else []
-    latest.sort(key=lambda r: (-r.mentions, r.brand.casefold()))
-    pairs = co.rows()
+    latest.sort(key=lambda r: (-r.mentions, r.brand.casefold(), r.category, r.key))
+    return page_assembled(
+        filters, labels, totals=totals, top_brands=top_brands, latest_bucket=summary.last_bucket,
+        latest_rows=latest, cell_mentions=summary.mentions, pairs=co.rows(), emerging=emerging,
+        computed_at=timezone.now(),
+    )
+
+
+def page_assembled(filters: ReportFilters, labels: Labels, *, totals: dict, top_brands: list, latest_bucket,
+                   latest_rows: list, cell_mentions: Counter, pairs: list, emerging: Emerging, computed_at) -> dict:
+    """The page's figures, however they were counted (one pass over the mentions, or the cube)."""
+    wanted = f"b{filters.brand_id}" if filters.brand_id is not None else None
     return {
-        "computed_at": timezone.now(),
+        "computed_at": computed_at,
         "totals": totals,
         "top_brands": top_brands,
-        "latest_bucket": summary.last_bucket,
-        "latest_rows": latest[:TABLE_ROWS],
-        **_share_of_voice_chart(filters, summary, labels, wanted),
+        "latest_bucket": latest_bucket,
+        "latest_rows": latest_rows[:TABLE_ROWS],
+        **share_of_voice_chart(filters, cell_mentions, labels, wanted),
         "pairs": pairs[:TABLE_ROWS],
         "pairs_chart": bar_chart_svg([(f"{p.brand_a} + {p.brand_b}", p.posts_together) for p in pairs[:BAR_PAIRS]],
                                      title="Brand pairs mentioned in the same posts"),
@@ -103,10 +97,16 @@ def reports_page_data(filters: ReportFilters) -> dict:
     }
 
 
-def _share_of_voice_chart(filters: ReportFilters, summary: BrandSummary, labels: Labels, wanted: str | None):
+def top_order(mentions: Counter, labels: Labels) -> list[tuple[str, int]]:
+    """Most mentioned first; ties by name, then key (the same order however the counts were made)."""
+    return sorted(mentions.items(), key=lambda item: (-item[1], labels[item[0]].casefold(), item[0]))
+
+
+def share_of_voice_chart(filters: ReportFilters, cell_mentions: Counter, labels: Labels, wanted: str | None):
+    """cell_mentions: (bucket, category, key) -> mentions, dated mentions only."""
     per_bucket: Counter = Counter()  # (bucket, key), categories pooled
     bucket_totals: Counter = Counter()
-    for (bucket, _category, key), n in summary.mentions.items():
+    for (bucket, _category, key), n in cell_mentions.items():
         per_bucket[(bucket, key)] += n
         bucket_totals[bucket] += n
     scope = f"in {filters.category}" if filters.category else "across categories"
@@ -126,7 +126,7 @@ def _share_of_voice_chart(filters: ReportFilters, summary: BrandSummary, labels:
     for (b, key), n in per_bucket.items():
         if b in shown:
             brand_totals[key] += n
-    keys = [wanted] if wanted else [k for k, _ in brand_totals.most_common(CHART_BRANDS)]
+    keys = [wanted] if wanted else [k for k, _ in top_order(brand_totals, labels)[:CHART_BRANDS]]
     grand_total = sum(bucket_totals[b] for b in buckets)
     series = []
     for key in keys:

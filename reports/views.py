@@ -11,7 +11,7 @@ from reports.filters import (
     BUCKETS, DEFAULT_BUCKET, KINDS, SOURCE_DEFAULT, ReportFilterError, generations_reportable, platforms_known,
     promoted_model_version, report_filters_parse,
 )
-from reports.page import reports_page_data_cached
+from reports.cube import reports_page_data_cached
 from beautybrain_app.roles import Role, role_required
 from beautybrain_app.csv_cells import with_bom
 from kb.models import Category
