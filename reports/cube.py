@@ -135,17 +135,6 @@ class _StreamCounts:
         for (b, kind, category), (m, p, r) in self.rollups.items():
             gold, day, platform = bases[b]
             yield self._cell("day", gold, day, platform, kind, category, "", m, p, 0, r, 0)
-        for grain in ("week", "month"):
-            merged: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-            for (b, category, key), counts in self.cells.items():
-                gold, day, platform = bases[b]
-                _add(merged[(gold, day and bucket_start(day, grain), platform, Kind.BRAND, category, key)], counts)
-            for (b, kind, category), (m, p, r) in self.rollups.items():
-                if kind != Kind.COVERED:  # the emerging report's halves need days
-                    gold, day, platform = bases[b]
-                    _add(merged[(gold, day and bucket_start(day, grain), platform, kind, category, "")], (m, p, 0, r, 0))
-            for (gold, day, platform, kind, category, key), counts in merged.items():
-                yield self._cell(grain, gold, day, platform, kind, category, key, *counts)
 
     def _cell(self, grain, gold, day, platform, kind, category, key, m, p, pf, r, rf) -> CubeCell:
         return CubeCell(stream=self.stream, gold=gold, grain=grain, day=day, platform=platform, kind=kind,
@@ -158,27 +147,18 @@ class _StreamCounts:
         keys = {i: key for key, i in self.keys.items()}
         categories = {i: category for category, i in self.categories.items()}
         mask = (1 << _KEY_BITS) - 1
-        every_day: Counter = Counter()
-        for code, n in self.pairs.items():
+        while self.pairs:  # emptied as written: the counts are the largest thing the build holds
+            code, n = self.pairs.popitem()
             iz, ia = code & mask, (code >> _KEY_BITS) & mask
             c, b = (code >> 2 * _KEY_BITS) & ((1 << _CATEGORY_BITS) - 1), code >> (2 * _KEY_BITS + _CATEGORY_BITS)
             gold, day, platform = bases[b]
-            every_day[(gold, platform, c, ia, iz)] += n
             yield CubePair(stream=self.stream, gold=gold, grain="day", day=day, platform=platform,
-                           category=categories[c], key_a=keys[ia], key_b=keys[iz], posts=n)
-        for (gold, platform, c, ia, iz), n in every_day.items():
-            yield CubePair(stream=self.stream, gold=gold, grain="all", day=None, platform=platform,
                            category=categories[c], key_a=keys[ia], key_b=keys[iz], posts=n)
 
     def label_rows(self):
         for (gold, key), (post_id, label) in self.labels.items():
             if not Labels.linked(key):
                 yield CubeLabel(stream=self.stream, gold=gold, key=key, first_post_id=post_id, label=label)
-
-
-def _add(into: list[int], counts) -> None:
-    for i, n in enumerate(counts):
-        into[i] += n
 
 
 def _count_stream(stream: str, gold_ids: set[int]) -> _StreamCounts:
@@ -197,6 +177,32 @@ def _count_stream(stream: str, gold_ids: set[int]) -> _StreamCounts:
                                          .values_list("post_id", "platform", "posted_at").iterator(chunk_size=BATCH)):
         counts.cover(is_gold or post_id in gold_ids, posted_at, platform, repost=True)
     return counts
+
+
+def _coarser_rows(stream: str) -> tuple[int, int]:
+    """Week and month cells and all-days pairs, summed from the stream's day rows by the database."""
+    from django.db import connection
+
+    q = connection.ops.quote_name
+    cell, pair = q(CubeCell._meta.db_table), q(CubePair._meta.db_table)
+    counts = ", ".join(f"SUM({q(c)})" for c in ("mentions", "posts", "posts_first", "reposts", "reposts_first"))
+    columns = "stream, gold, kind, grain, day, platform, category, " + q("key")
+    added = 0
+    with connection.cursor() as cursor:
+        for grain in ("week", "month"):
+            cursor.execute(
+                f"INSERT INTO {cell} ({columns}, mentions, posts, posts_first, reposts, reposts_first) "
+                f"SELECT stream, gold, kind, %s, {grain}, platform, category, {q('key')}, {counts} FROM {cell} "
+                f"WHERE stream = %s AND grain = 'day' AND kind <> %s "
+                f"GROUP BY stream, gold, kind, {grain}, platform, category, {q('key')}",
+                [grain, stream, int(Kind.COVERED)])
+            added += cursor.rowcount
+        cursor.execute(
+            f"INSERT INTO {pair} (stream, gold, grain, day, platform, category, key_a, key_b, posts) "
+            f"SELECT stream, gold, 'all', NULL, platform, category, key_a, key_b, SUM(posts) FROM {pair} "
+            f"WHERE stream = %s AND grain = 'day' GROUP BY stream, gold, platform, category, key_a, key_b",
+            [stream])
+        return added, cursor.rowcount
 
 
 def _bulk(model, rows) -> int:
@@ -233,6 +239,8 @@ def cube_refresh(*, force: bool = False) -> CubeState:
             pairs += _bulk(CubePair, counts.pair_rows())
             _bulk(CubeLabel, counts.label_rows())
             del counts
+            more_cells, more_pairs = _coarser_rows(stream)
+            cells, pairs = cells + more_cells, pairs + more_pairs
         state.fingerprint, state.built_at = fingerprint, timezone.now()
         state.seconds, state.cells, state.pairs = round(time.perf_counter() - started, 2), cells, pairs
         state.save()
