@@ -28,14 +28,14 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from itertools import combinations
-from typing import Iterator
+from typing import Callable, Iterator
 
 from django.db.models import Count, Max, Min, Q
 
 from annotation.models import Repost
 from reports.filters import ReportFilters
 from reports.mentions import (
-    Mention, MentionStream, PostMentions, bucket_next, bucket_previous, bucket_range, bucket_start, covered_posts,
+    Mention, MentionStream, PostMentions, bucket_next, bucket_previous, bucket_start, covered_posts,
 )
 
 EMERGING_MIN_MENTIONS = 3
@@ -254,14 +254,21 @@ class Period:
     end: date  # last day, inclusive
 
 
-def emerging_period(filters: ReportFilters) -> Period | None:
+def covered_days(filters: ReportFilters) -> tuple[date | None, date | None]:
+    """The first and last day with a dated post the source covers (None, None: there is none)."""
+    bounds = covered_posts(filters, dated_only=True).aggregate(first=Min("posted_at"), last=Max("posted_at"))
+    if bounds["first"] is None:
+        return None, None
+    return bucket_start(bounds["first"], "day"), bucket_start(bounds["last"], "day")
+
+
+def emerging_period(filters: ReportFilters, bounds: Callable[[ReportFilters], tuple] = covered_days) -> Period | None:
     start, end = filters.date_from, filters.date_to
     if start is None or end is None:
-        bounds = covered_posts(filters, dated_only=True).aggregate(first=Min("posted_at"), last=Max("posted_at"))
-        if bounds["first"] is None:
+        first, last = bounds(filters)
+        if first is None:
             return None
-        start = start or bucket_start(bounds["first"], "day")
-        end = end or bucket_start(bounds["last"], "day")
+        start, end = start or first, end or last
     days = (end - start).days + 1
     if days < 2:
         return None  # nothing to compare
@@ -270,10 +277,12 @@ def emerging_period(filters: ReportFilters) -> Period | None:
 
 class Emerging:
     def __init__(self, filters: ReportFilters, labels: Labels | None = None, period: Period | None = None,
-                 min_mentions: int = EMERGING_MIN_MENTIONS, prior_posts: float = EMERGING_PRIOR_POSTS):
+                 min_mentions: int = EMERGING_MIN_MENTIONS, prior_posts: float = EMERGING_PRIOR_POSTS,
+                 covered: tuple[int, int] | None = None, bounds: Callable[[ReportFilters], tuple] | None = None):
         self.filters = filters
+        self.covered = covered  # the covered posts of each half when already counted (the cube)
         self.labels = labels or Labels()
-        self.period = period if period is not None else emerging_period(filters)
+        self.period = period if period is not None else emerging_period(filters, bounds or covered_days)
         self.min_mentions = min_mentions
         self.prior_posts = prior_posts
         self.halves: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -294,6 +303,8 @@ class Emerging:
     def covered_counts(self) -> tuple[int, int]:
         if self.period is None:
             return 0, 0
+        if self.covered is not None:
+            return self.covered
         start, middle, end = (datetime.combine(day, time.min, tzinfo=dt_timezone.utc) for day in (
             self.period.start, self.period.middle, self.period.end + timedelta(days=1)))
         halves = {"first": Count("id", filter=Q(posted_at__gte=start, posted_at__lt=middle)),

@@ -31,11 +31,11 @@ from django.utils import timezone
 
 from annotation.models import Annotation, Post, Prediction, Repost
 from kb.models import Brand
-from reports.aggregates import Emerging, Labels, PairRow, Period, SummaryRow, _ratio
-from reports.filters import SOURCE_AUTO, SOURCE_GOLD, STUDENT_SOURCE, ReportFilters
-from reports.mentions import MentionStream, bucket_next, bucket_previous, bucket_start
+from reports.aggregates import BrandSummary, CoMentions, Emerging, Labels
+from reports.filters import SOURCE_GOLD, STUDENT_SOURCE, ReportFilters
+from reports.mentions import MentionStream, bucket_next, bucket_start
 from reports.models import CubeCell, CubeLabel, CubePair, CubeState
-from reports.page import TABLE_ROWS, data_fingerprint, page_assembled, reports_page_data, top_order
+from reports.page import TABLE_ROWS, data_fingerprint, page_assembled, reports_page_data
 
 GOLD_STREAM = "gold"
 BATCH = 5000
@@ -247,36 +247,35 @@ def cube_refresh(*, force: bool = False) -> CubeState:
     return state
 
 
-def cube_fresh() -> tuple[CubeState | None, bool]:
-    """The cube to answer from and whether it holds the current data, refreshing it first when that is
-    quick (a small database) and queueing a refresh when it is not."""
+def cube_fresh() -> tuple[CubeState | None, bool, str]:
+    """The cube to answer from, whether it holds the current data, and the data's fingerprint; the cube
+    is refreshed first when that is quick (a small database) and a refresh is queued when it is not."""
     state = CubeState.objects.filter(pk=1, built_at__isnull=False).first()
-    fingerprint = cube_fingerprint()
+    data = data_fingerprint()
+    fingerprint = json.dumps(data, default=str, sort_keys=True)
     if state is not None and state.fingerprint == fingerprint:
-        return state, True
-    if _rows_estimate() <= settings.REPORTS_CUBE_INLINE_ROWS:
-        return cube_refresh(), True
+        return state, True, fingerprint
+    if data["spans"]["n"] + data["predictions"]["n"] <= settings.REPORTS_CUBE_INLINE_ROWS:
+        state = cube_refresh()
+        return state, True, state.fingerprint
     if cache.add("reports:cube:queued", fingerprint, timeout=settings.REPORTS_CUBE_SECONDS):
         from reports.tasks import cube_refresh_task
 
         cube_refresh_task.delay()
-    return state, False
-
-
-def _rows_estimate() -> int:
-    from annotation.models import Span
-
-    return Span.objects.count() + Prediction.objects.count()
+    return state, False, fingerprint
 
 
 # --- the page ----------------------------------------------------------------------------------
 
 def _streams_q(filters: ReportFilters) -> Q:
-    if filters.source == SOURCE_GOLD or (filters.source == SOURCE_AUTO and not filters.model_version):
-        return Q(stream=GOLD_STREAM)
-    if filters.source == SOURCE_AUTO:
-        return Q(stream=GOLD_STREAM) | Q(stream=filters.model_version, gold=False)
-    return Q(stream=filters.model_version)
+    """The streams MentionStream merges for these filters: gold, and the generation's predictions (of the
+    posts without gold when gold is read too)."""
+    q = Q(pk__in=[])
+    if filters.uses_gold:
+        q |= Q(stream=GOLD_STREAM)
+    if filters.model_version:
+        q |= Q(stream=filters.model_version, **({"gold": False} if filters.uses_gold else {}))
+    return q
 
 
 def _where(filters: ReportFilters, grain: str = "day") -> Q:
@@ -299,31 +298,21 @@ def _labels(filters: ReportFilters) -> Labels:
     return labels
 
 
-class _CubeEmerging(Emerging):
-    def __init__(self, filters: ReportFilters, labels: Labels, period: Period | None, covered: tuple[int, int]):
-        super().__init__(filters, labels, period=period)
-        self._covered = covered
-
-    def covered_counts(self) -> tuple[int, int]:
-        return self._covered
-
-
 def _emerging(filters: ReportFilters, labels: Labels) -> Emerging:
     covered = CubeCell.objects.filter(_where(filters), kind=Kind.COVERED, day__isnull=False)
-    start, end = filters.date_from, filters.date_to
-    if start is None or end is None:
+
+    def covered_days(_filters: ReportFilters) -> tuple:
         bounds = covered.filter(posts__gt=0).aggregate(first=Min("day"), last=Max("day"))
-        if bounds["first"] is None:
-            return _CubeEmerging(filters, labels, None, (0, 0))
-        start, end = start or bounds["first"], end or bounds["last"]
-    days = (end - start).days + 1
-    if days < 2:
-        return _CubeEmerging(filters, labels, None, (0, 0))
-    period = Period(start, start + timedelta(days=days // 2), end)
+        return bounds["first"], bounds["last"]
+
+    emerging = Emerging(filters, labels, bounds=covered_days)
+    period = emerging.period
+    if period is None:
+        return emerging
     first, second = Q(day__gte=period.start, day__lt=period.middle), Q(day__gte=period.middle, day__lte=period.end)
     volume = F("posts") + F("reposts")
     c = covered.aggregate(first=Sum(volume, filter=first), second=Sum(volume, filter=second))
-    emerging = _CubeEmerging(filters, labels, period, (c["first"] or 0, c["second"] or 0))
+    emerging.covered = (c["first"] or 0, c["second"] or 0)
     cells = CubeCell.objects.filter(_where(filters), kind=Kind.BRAND, day__gte=period.start, day__lte=period.end)
     if filters.category:
         cells = cells.filter(category=filters.category)
@@ -348,7 +337,8 @@ def _grain(filters: ReportFilters) -> str:
     return bucket
 
 
-def _pairs(filters: ReportFilters, labels: Labels, posts_with: Counter, wanted: str | None) -> list[PairRow]:
+def _co_mentions(filters: ReportFilters, labels: Labels, posts_with: Counter, wanted: str | None) -> CoMentions:
+    """CoMentions holding the pairs that can make the page's top rows (with every pair tied with the last)."""
     pairs = CubePair.objects.filter(_where(filters, "day" if filters.has_date_range else "all"))
     pairs = pairs.filter(category=filters.category) if filters.category else pairs.filter(category__isnull=True)
     if wanted is not None:
@@ -357,14 +347,10 @@ def _pairs(filters: ReportFilters, labels: Labels, posts_with: Counter, wanted: 
     top = list(grouped.values_list("key_a", "key_b", "n")[:TABLE_ROWS * 8])
     if len(top) == TABLE_ROWS * 8 and top[TABLE_ROWS - 1][2] == top[-1][2]:  # a tie runs past what was read
         top = list(grouped.filter(n__gte=top[TABLE_ROWS - 1][2]).values_list("key_a", "key_b", "n"))
-    out = []
-    for a, b, together in top:
-        if wanted == b or (wanted is None and labels[a].casefold() > labels[b].casefold()):
-            a, b = b, a
-        pa, pb = posts_with[a], posts_with[b]
-        out.append(PairRow(labels[a], labels[b], together, pa, pb, _ratio(together, pa + pb - together)))
-    out.sort(key=lambda r: (-r.posts_together, -(r.jaccard or 0), r.brand_a.casefold(), r.brand_b.casefold()))
-    return out
+    co = CoMentions(filters, labels)
+    co.posts_with = posts_with
+    co.pairs.update({(a, b): n for a, b, n in top})
+    return co
 
 
 def _orphan_texts(filters: ReportFilters, wanted: str | None) -> int:
@@ -426,48 +412,27 @@ def cube_page_data(filters: ReportFilters, state: CubeState) -> dict:
     totals["all_mentions"] = all_mentions
     totals["unique_texts"] = totals["posts"] - totals["reposts"] + _orphan_texts(filters, wanted)
 
-    top_brands = [
-        {"brand": labels[key], "linked": Labels.linked(key), "mentions": n, "posts": posts_with[key],
-         "share": n / all_mentions if all_mentions else 0}
-        for key, n in top_order(mentions, labels)
-        if wanted is None or key == wanted
-    ][:TABLE_ROWS]
-
-    last = max((when for when, _, _ in cell_mentions), default=None)
-    latest = []
-    if last is not None:
-        previous = bucket_previous(last, bucket)
-        category_totals = Counter()
-        for (when, category, _key), m in cell_mentions.items():
-            if when == last:
-                category_totals[category] += m
-        shown = {(c, k) for (when, c, k) in cell_mentions if when in (last, previous)}
-        for category, key in shown:
-            if wanted is not None and key != wanted:
-                continue
-            m, before = cell_mentions.get((last, category, key), 0), cell_mentions.get((previous, category, key), 0)
-            total = category_totals.get(category, 0)
-            latest.append(SummaryRow(
-                bucket=last, category=category, key=key, brand=labels[key], mentions=m,
-                posts=cell_posts.get((last, category, key), 0), category_mentions=total,
-                share_of_voice=_ratio(m, total) if total else 0.0, previous_mentions=before, change=m - before,
-                change_pct=round(100 * (m - before) / before, 1) if before else None,
-            ))
-        latest.sort(key=lambda r: (-r.mentions, r.brand.casefold(), r.category, r.key))
-
+    summary = BrandSummary(filters, labels)
+    summary.mentions, summary.posts = cell_mentions, cell_posts
+    for (when, category, _key), m in cell_mentions.items():
+        summary.category_totals[(when, category)] += m
+    summary.last_bucket = max((when for when, _, _ in cell_mentions), default=None)
     return page_assembled(
-        filters, labels, totals=totals, top_brands=top_brands, latest_bucket=last, latest_rows=latest,
-        cell_mentions=cell_mentions, pairs=_pairs(filters, labels, posts_with, wanted),
-        emerging=_emerging(filters, labels), computed_at=state.built_at,
+        filters, labels, totals=totals, mentions=mentions, summary=summary,
+        co=_co_mentions(filters, labels, posts_with, wanted), emerging=_emerging(filters, labels),
+        computed_at=state.built_at,
     )
 
 
 def reports_page_data_cached(filters: ReportFilters) -> dict:
     """The page's figures: from the cube when it is on (REPORTS_CUBE), else one pass over the mentions;
     either way kept per filter set and data state for REPORTS_PAGE_CACHE_SECONDS."""
-    state, fresh = cube_fresh() if settings.REPORTS_CUBE else (None, False)
+    if settings.REPORTS_CUBE:
+        state, fresh, version = cube_fresh()
+    else:
+        state, fresh, version = None, False, cube_fingerprint()
     if state is None:
-        compute, version = (lambda: reports_page_data(filters)), cube_fingerprint()
+        compute = lambda: reports_page_data(filters)  # noqa: E731
     else:
         compute, version = (lambda: cube_page_data(filters, state)), state.fingerprint
     seconds = settings.REPORTS_PAGE_CACHE_SECONDS

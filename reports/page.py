@@ -21,23 +21,23 @@ TABLE_ROWS = 15
 BAR_PAIRS = 10
 
 
-def data_fingerprint() -> list:
+def data_fingerprint() -> dict:
     """Changes whenever posts, gold annotations, spans, predictions or the KB change (cheap aggregates)."""
-    return [
-        Post.objects.aggregate(n=Count("id"), last=Max("id")),
-        Annotation.objects.filter(is_gold=True).aggregate(n=Count("id"), changed=Max("updated_at")),
-        Span.objects.aggregate(n=Count("id"), last=Max("id")),
-        Prediction.objects.aggregate(n=Count("id"), last=Max("id")),
-        Brand.objects.aggregate(n=Count("id"), changed=Max("updated_at")),
-        Repost.objects.aggregate(n=Count("id"), last=Max("id")),
-        Category.objects.aggregate(n=Count("id"), last=Max("id")),
-    ]
+    return {
+        "posts": Post.objects.aggregate(n=Count("id"), last=Max("id")),
+        "gold": Annotation.objects.filter(is_gold=True).aggregate(n=Count("id"), changed=Max("updated_at")),
+        "spans": Span.objects.aggregate(n=Count("id"), last=Max("id")),
+        "predictions": Prediction.objects.aggregate(n=Count("id"), last=Max("id")),
+        "brands": Brand.objects.aggregate(n=Count("id"), changed=Max("updated_at")),
+        "reposts": Repost.objects.aggregate(n=Count("id"), last=Max("id")),
+        "categories": Category.objects.aggregate(n=Count("id"), last=Max("id")),
+    }
 
 
 def reports_page_data(filters: ReportFilters) -> dict:
     labels = Labels()
     summary, co, emerging = BrandSummary(filters, labels), CoMentions(filters, labels), Emerging(filters, labels)
-    mentions, posts = Counter(), Counter()
+    mentions = Counter()
     wanted = f"b{filters.brand_id}" if filters.brand_id is not None else None
     # With a brand filter the totals are that brand's: its mentions, the posts naming it. Shares stay
     # shares of every mention (all_mentions).
@@ -46,7 +46,6 @@ def reports_page_data(filters: ReportFilters) -> dict:
     for post in MentionStream(filters).posts():
         keys = [labels.add(m) for m in post.mentions]
         mentions.update(keys)
-        posts.update(set(keys))
         totals["all_mentions"] += len(keys)
         counted = len(keys) if wanted is None else keys.count(wanted)
         if counted or (wanted is None):
@@ -60,34 +59,32 @@ def reports_page_data(filters: ReportFilters) -> dict:
         emerging.feed(post)
     totals["unique_texts"] = len(texts)
 
+    return page_assembled(filters, labels, totals=totals, mentions=mentions, summary=summary, co=co,
+                          emerging=emerging, computed_at=timezone.now())
+
+
+def page_assembled(filters: ReportFilters, labels: Labels, *, totals: dict, mentions: Counter, summary: BrandSummary,
+                   co: CoMentions, emerging: Emerging, computed_at) -> dict:
+    """The page's figures from its aggregators, however they were filled (one pass over the mentions, or
+    the cube). mentions: per brand key; co.posts_with: posts per brand key."""
+    wanted = f"b{filters.brand_id}" if filters.brand_id is not None else None
     top_brands = [
-        {"brand": labels[key], "linked": Labels.linked(key), "mentions": n, "posts": posts[key],
+        {"brand": labels[key], "linked": Labels.linked(key), "mentions": n, "posts": co.posts_with[key],
          "share": n / totals["all_mentions"] if totals["all_mentions"] else 0}
         for key, n in top_order(mentions, labels)
         if wanted is None or key == wanted
     ][:TABLE_ROWS]
-
-    summary_rows = summary.rows()
-    latest = [r for r in summary_rows if r.bucket == summary.last_bucket] if summary.last_bucket else []
+    last = summary.last_bucket
+    latest = [r for r in summary.rows() if r.bucket == last] if last else []
     latest.sort(key=lambda r: (-r.mentions, r.brand.casefold(), r.category, r.key))
-    return page_assembled(
-        filters, labels, totals=totals, top_brands=top_brands, latest_bucket=summary.last_bucket,
-        latest_rows=latest, cell_mentions=summary.mentions, pairs=co.rows(), emerging=emerging,
-        computed_at=timezone.now(),
-    )
-
-
-def page_assembled(filters: ReportFilters, labels: Labels, *, totals: dict, top_brands: list, latest_bucket,
-                   latest_rows: list, cell_mentions: Counter, pairs: list, emerging: Emerging, computed_at) -> dict:
-    """The page's figures, however they were counted (one pass over the mentions, or the cube)."""
-    wanted = f"b{filters.brand_id}" if filters.brand_id is not None else None
+    pairs = co.rows()
     return {
         "computed_at": computed_at,
         "totals": totals,
         "top_brands": top_brands,
-        "latest_bucket": latest_bucket,
-        "latest_rows": latest_rows[:TABLE_ROWS],
-        **share_of_voice_chart(filters, cell_mentions, labels, wanted),
+        "latest_bucket": last,
+        "latest_rows": latest[:TABLE_ROWS],
+        **share_of_voice_chart(filters, summary.mentions, labels, wanted),
         "pairs": pairs[:TABLE_ROWS],
         "pairs_chart": bar_chart_svg([(f"{p.brand_a} + {p.brand_b}", p.posts_together) for p in pairs[:BAR_PAIRS]],
                                      title="Brand pairs mentioned in the same posts"),

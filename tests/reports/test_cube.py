@@ -70,6 +70,14 @@ FILTER_GRID = list(itertools.product(
 ))
 
 
+def _query(source, platform, dates, category, brand, bucket) -> dict:
+    query = {"source": source, "bucket": bucket, **dates}
+    for name, value in (("platform", platform), ("category", category), ("brand", brand)):
+        if value:
+            query[name] = value
+    return query
+
+
 def _same(query: dict) -> None:
     filters = report_filters_parse(query)
     expected = reports_page_data(filters)
@@ -84,12 +92,8 @@ def _same(query: dict) -> None:
 def test_the_cube_gives_the_figures_of_one_pass_over_the_mentions(mixed, settings):
     settings.REPORTS_SOV_MIN_MENTIONS = 2
     cube_refresh()
-    for source, platform, dates, category, brand, bucket in random.Random(11).sample(FILTER_GRID, 90):
-        query = {"source": source, "bucket": bucket, **dates}
-        for name, value in (("platform", platform), ("category", category), ("brand", brand)):
-            if value:
-                query[name] = value
-        _same(query)
+    for combination in random.Random(11).sample(FILTER_GRID, 90):
+        _same(_query(*combination))
     _same({"source": "auto", "bucket": "month"})  # the default view
     assert report_filters_parse({})  # and the data had something to show in it:
     data = cube_page_data(report_filters_parse({}), CubeState.objects.get(pk=1))
@@ -134,12 +138,8 @@ def test_a_refresh_with_nothing_changed_does_nothing(mixed):
 def test_the_cube_gives_the_same_figures_on_postgresql(mixed, settings):
     settings.REPORTS_SOV_MIN_MENTIONS = 2
     cube_refresh()
-    for source, platform, dates, category, brand, bucket in random.Random(12).sample(FILTER_GRID, 12):
-        query = {"source": source, "bucket": bucket, **dates}
-        for name, value in (("platform", platform), ("category", category), ("brand", brand)):
-            if value:
-                query[name] = value
-        _same(query)
+    for combination in random.Random(12).sample(FILTER_GRID, 12):
+        _same(_query(*combination))
 
 
 def test_refresh_reports_command(mixed):
