@@ -258,6 +258,8 @@ def export_student(artifact_dir: str | Path, out_dir: str | Path, *, fmt: str | 
     """Quantise a student artifact into out_dir (replaced if present); returns the manifest."""
     from safetensors.torch import save_file
 
+    from modeling.student.train import PLAIN_WORDS_FILE
+
     artifact_dir, out_dir = Path(artifact_dir), Path(out_dir)
     student, tokenizer = merged_student(artifact_dir)
     fmt = fmt or default_format(student.backbone.config)
@@ -281,6 +283,8 @@ def export_student(artifact_dir: str | Path, out_dir: str | Path, *, fmt: str | 
     shutil.copytree(artifact_dir / "tokenizer", out_dir / "tokenizer")
     for name in ("config.json", "kb.json", "brands.json"):
         shutil.copy2(artifact_dir / name, out_dir / name)
+    if (artifact_dir / PLAIN_WORDS_FILE).exists():  # artifacts trained before it have none
+        shutil.copy2(artifact_dir / PLAIN_WORDS_FILE, out_dir / PLAIN_WORDS_FILE)
     weight_files = [p for p in (out_dir / "backbone").iterdir() if p.suffix in (".safetensors", ".pt")]
     size_after = sum(p.stat().st_size for p in weight_files) + dir_size(out_dir / HEADS_FILE)
     manifest = {**info, "source": str(artifact_dir), "backbone_type": student.backbone.config.model_type,
@@ -312,7 +316,7 @@ def load_exported(export_dir: str | Path, device: str = "cpu"):
 
     from modeling.student.encoding import Featurizer
     from modeling.student.model import StudentModel
-    from modeling.student.predict import StudentPredictor
+    from modeling.student.predict import StudentPredictor, load_plain_words
     from modeling.student.train import load_tokenizer
 
     export_dir = Path(export_dir)
@@ -326,7 +330,7 @@ def load_exported(export_dir: str | Path, device: str = "cpu"):
     tokenizer = load_tokenizer(str(export_dir / "tokenizer"))
     featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
                             fuzzy=cfg.fuzzy_gazetteer)
-    return StudentPredictor(student, featurizer, index, brands, cfg, device)
+    return StudentPredictor(student, featurizer, index, brands, cfg, device, plain_words=load_plain_words(export_dir))
 
 
 # -- evaluation and the gate -----------------------------------------------------------------------

@@ -151,13 +151,15 @@ WORD_RULES = ("first", "any")
 
 
 def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | None,
-                 word_rule: str = "first") -> list[dict]:
+                 word_rule: str = "first", inside_cut: float = 0.5) -> list[dict]:
     """Word-level decoding: spans start and end on word boundaries, never inside a word.
 
     A word is inside a brand when its first token is ("first": as the labels tag it), or when any of its
     tokens is ("any": on a name the tokenizer splits, "tor|ride|n", the tagger is often sure only past the
     first piece; it finds more unknown brands and more false ones). Training picks the rule on val.
-    A word starts a new span unless it continues the previous word's span (an I tag, a short gap)."""
+    A word starts a new span unless it continues the previous word's span (an I tag, a short gap). A word
+    is inside when its probability of not being O reaches `inside_cut`: below 0.5 when decoding asks for
+    the model's less sure spans (a brand nobody named in training rarely gets more)."""
     tokens_of: dict[int, list[int]] = {}
     for t, w in enumerate(enc.token_word):
         if w >= 0:
@@ -171,7 +173,7 @@ def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | N
         toks = tokens_of[w]
         inside = max(1.0 - float(probs[t, O]) for t in (toks if word_rule == "any" else toks[:1]))
         ws, we = enc.words[w]
-        if inside < 0.5:
+        if inside < inside_cut:
             current = None
             last_word_end = we
             continue

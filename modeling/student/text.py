@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from kb.linking import BrandIndex, normalize
@@ -144,18 +145,27 @@ _CODAS = ["", "", "", "n", "r", "s", "x", "l", "m", "k"]
 _NAME_TAILS = ["", "", "", " Beauty", " Skin", " Lab", " Cosmetics", " Studio", "ly", "ique", " & Co"]
 
 
-def invented_name(rng: random.Random) -> str:
-    word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(rng.randint(1, 2)))
-    name = word.capitalize() + rng.choice(_NAME_TAILS)
+def invented_name(rng: random.Random, plain_words: Sequence[str] = ()) -> str:
+    """A made-up brand name: made of syllables ("Brasiox"), or, given the corpus's plain words, half the
+    time of those, as many real brands are ("Summer Fridays", "Drunk Elephant", "Tower 28", "Fresh"): a
+    name the tagger has never seen as a name, so only its place in the sentence says it is one."""
+    if plain_words and rng.random() < 0.5:
+        name = " ".join(w.capitalize() for w in rng.sample(plain_words, rng.choice((1, 1, 2))))
+        if " " not in name and rng.random() < 0.3:
+            name += rng.choice(_NAME_TAILS[3:])
+    else:
+        word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                       for _ in range(rng.randint(1, 2)))
+        name = word.capitalize() + rng.choice(_NAME_TAILS)
     if rng.random() < 0.15:
         name += " " + str(rng.randint(1, 99))
     return name
 
 
 def swap_mentions(example: Example, rng: random.Random, pool: list[PoolName], cjk_pool: list[PoolName], *,
-                  p: float, invented: float = 0.3) -> Example:
+                  p: float, invented: float = 0.3, plain_words: Sequence[str] = ()) -> Example:
     """A copy in which each mention, with probability `p`, names another brand: a name from `pool` (or a
-    made-up one, with probability `invented`), written the way the mention was (#hashtag/@handle bodies
+    made-up one, with probability `invented`, from syllables or `plain_words`), written the way the mention was (#hashtag/@handle bodies
     compact, lowercase, UPPERCASE, as written); CJK mentions take CJK names. Swapped spans carry
     `swapped=True` (training hides their gazetteer feature more often) and an empty `brand_key`. Offsets
     are exact: the text is rebuilt piece by piece around the spans."""
@@ -176,7 +186,7 @@ def swap_mentions(example: Example, rng: random.Random, pool: list[PoolName], cj
         # One stand-in per brand and script in a post: "@rarebeauty ... #rarebeauty" stays one brand.
         key = (normalize(span.get("brand") or surface), bool(CJK.search(surface)))
         if key not in chosen:
-            chosen[key] = _pick(surface, span, rng, pool, cjk_pool, invented) if rng.random() < p else None
+            chosen[key] = _pick(surface, span, rng, pool, cjk_pool, invented, plain_words) if rng.random() < p else None
         new = _written_as(example.text, span, surface, chosen[key], rng) if chosen[key] is not None else None
         if new is None:
             pieces.append(surface)
@@ -198,7 +208,7 @@ def swap_mentions(example: Example, rng: random.Random, pool: list[PoolName], cj
 
 
 def _pick(surface: str, span: dict, rng: random.Random, pool: list[PoolName], cjk_pool: list[PoolName],
-          invented: float) -> PoolName | None:
+          invented: float, plain_words: Sequence[str] = ()) -> PoolName | None:
     if CJK.search(surface):
         same = [n for n in cjk_pool if _script(n.text) == _script(surface)]  # 兰蔻 → 花西子, not → キールス
         if not same:
@@ -210,7 +220,7 @@ def _pick(surface: str, span: dict, rng: random.Random, pool: list[PoolName], cj
         return rng.choice(same)
     if pool and rng.random() >= invented:
         return rng.choice(pool)
-    made = invented_name(rng)
+    made = invented_name(rng, plain_words)
     return PoolName(made, made, span.get("category") or "other")
 
 

@@ -97,7 +97,7 @@ def test_swapped_spans_hide_their_gazetteer_feature_more_often():
 
 
 def test_name_pools_take_kb_names_lexicon_forms_and_cjk_aliases_apart():
-    latin, cjk = name_pools(tiny_index(), [])
+    latin, cjk, _ = name_pools(tiny_index(), [])
     assert latin and all(not CJK.search(n.text) for n in latin)
     assert any(n.text == "Estée Lauder" for n in latin)
     assert all(CJK.search(n.text) for n in cjk)
@@ -123,3 +123,51 @@ def test_unseen_brand_scores_count_only_what_the_model_was_not_told():
 
 def test_label_keys_hold_forms_and_brands():
     assert label_keys(POSTS[:1]) == {"rarebeauty", "nars"}
+
+
+def test_invented_names_are_built_from_plain_words_as_well_as_syllables():
+    rng = random.Random(4)
+    plain = ["summer", "fridays", "glow", "recipe", "tower"]
+    names = [invented_name(rng, plain) for _ in range(300)]
+    from_words = [n for n in names if n.split()[0].lower() in plain]
+    assert 100 < len(from_words) < 220  # about half
+    assert any(len(n.split()) >= 2 and all(w.lower() in plain for w in n.split()[:2]) for n in from_words)
+    assert all(n[0].isupper() for n in names)
+
+
+def test_plain_words_leave_out_labelled_words_common_words_and_cjk():
+    from modeling.student.train import plain_word_set, plain_words
+
+    posts = [_example("glycolic acid in the Fresh toner, glycolic again", [("Fresh", "Fresh")]),
+             _example("fresh glycolic from Fresh, fresh air 兰蔻兰蔻兰蔻", [("Fresh", "Fresh")]),
+             _example("glycolic primer, Fresh primer primer", [("Fresh", "Fresh")])]
+    plain = plain_word_set(posts)
+    assert {"glycolic", "primer"} <= plain
+    assert "fresh" not in plain  # labelled 3 times of 5: a brand's word
+    assert not any(CJK.search(w) for w in plain)
+    assert "glycolic" not in plain_words(posts, tiny_index(), min_count=3)  # among the commonest: skipped
+
+
+def test_kb_decoding_drops_added_spans_that_are_product_lines_single_cjk_characters_or_plain_words():
+    from kb.gazetteer import Gazetteer
+    from modeling.student.config import StudentConfig
+    from modeling.student.encoding import Encoded
+    from modeling.student.predict import StudentPredictor
+
+    index = tiny_index()
+    text = "Clinique Moisture Surge, then Glycolic Acid and Brasiox serum, 毛 and 毛戈平, Clinique's Even Better"
+    matches = tuple(Gazetteer(index).find(text))
+    assert [m.text for m in matches] == ["Clinique", "Clinique"]
+    enc = Encoded(text, [], [], [], words(text), [], [], [], matches)
+    predictor = StudentPredictor(None, None, index, [], StudentConfig(), plain_words={"glycolic", "acid"})
+
+    def added(name):
+        start = text.rindex(name) if CJK.search(name) else text.index(name)
+        return {"start": start, "end": start + len(name), "text": name, "confidence": 0.9}
+
+    proposed = [added(n) for n in ("Moisture Surge", "Glycolic Acid", "Brasiox", "毛", "毛戈平", "Even")]
+    proposed[3]["start"] = text.index("毛")
+    proposed[3]["end"] = proposed[3]["start"] + 1
+    kept = [s["text"] for s in predictor._with_kb(enc, proposed, 0.5)]
+    assert kept == ["Clinique", "Brasiox", "毛戈平", "Clinique"]
+    assert [s["text"] for s in predictor._with_kb(enc, proposed, 0.95)] == ["Clinique", "Clinique"]  # below the threshold

@@ -50,7 +50,8 @@ def test_one_dictionary_pass_per_post(artifact):
     preds = predictor.predict(TEXTS)
     assert sorted(seen) == sorted(TEXTS)
     # The featurizer's matches are the decoded KB spans: SK2 and La Mer are found in the first post.
-    assert [(b["text"], b["link"]) for b in preds[0]["brands"]][:2] == [("SK2", "exact"), ("La Mer", "exact")]
+    found = [(b["text"], b["link"]) for b in preds[0]["brands"]]
+    assert ("SK2", "exact") in found and ("La Mer", "exact") in found
 
 
 def test_predictions_do_not_depend_on_how_posts_are_batched(artifact, monkeypatch):
