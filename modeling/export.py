@@ -329,7 +329,7 @@ def load_exported(export_dir: str | Path, device: str = "cpu"):
     student.to(device).eval()
     tokenizer = load_tokenizer(str(export_dir / "tokenizer"))
     featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
-                            fuzzy=cfg.fuzzy_gazetteer)
+                            fuzzy=cfg.fuzzy_gazetteer, char_buckets=cfg.char_buckets)
     return StudentPredictor(student, featurizer, index, brands, cfg, device, plain_words=load_plain_words(export_dir))
 
 

@@ -15,6 +15,11 @@ from kb.linking import BrandIndex, normalize
 from .config import BIO, CASE_TAGS, GAZ_TAGS
 from .text import CJK, words
 
+def char_bucket(ch: str, buckets: int) -> int:
+    """1 + a stable bucket of a character among `buckets - 1` (0 is 'no character feature')."""
+    return 1 + ord(ch) % (buckets - 1)
+
+
 FUZZY_WORD_MIN = 5
 FUZZY_WORD_CUTOFF = 86.0
 
@@ -31,13 +36,17 @@ class Encoded:
     windows: list[tuple[int, int]]  # [start, end) token ranges
     # The gazetteer's matches in `text`: the feature above and KB-aware decoding read the same dictionary pass.
     matches: tuple[Match, ...] = ()
+    chars: list[int] | None = None  # per token: 1 + a hash bucket of a character the vocabulary writes as [UNK]
 
 
 class Featurizer:
     """Turns text into `Encoded`; holds the tokenizer, the gazetteer and the windowing settings."""
 
-    def __init__(self, tokenizer, index: BrandIndex, *, max_window: int, stride: int, fuzzy: bool = True):
+    def __init__(self, tokenizer, index: BrandIndex, *, max_window: int, stride: int, fuzzy: bool = True,
+                 char_buckets: int = 0):
         self.tokenizer = tokenizer
+        self.char_buckets = char_buckets
+        self.unk_id = getattr(tokenizer, "unk_token_id", None)
         self.index = index
         self.gazetteer = Gazetteer(index)
         self.fuzzy = fuzzy
@@ -67,7 +76,11 @@ class Featurizer:
         word_case = [_case_tag(text, w) for w in ws]
         case = [word_case[w] if w >= 0 else 0 for w in token_word]
         windows = _windows(len(ids), self.content, self.stride)
-        out = Encoded(text, ids, offsets, token_word, ws, gaz, case, windows, matches)
+        chars = None
+        if self.char_buckets and self.unk_id is not None:
+            chars = [char_bucket(text[s], self.char_buckets) if i == self.unk_id and e - s == 1 else 0
+                     for i, (s, e) in zip(ids, offsets)]
+        out = Encoded(text, ids, offsets, token_word, ws, gaz, case, windows, matches, chars)
         if len(self._cache) < 50_000:
             self._cache[text] = out
         return out

@@ -16,7 +16,7 @@ from torch import nn
 
 from .config import BIO, BRAND_COUNT_CLASSES, CASE_TAGS, CATEGORIES, GAZ_TAGS, StudentConfig
 
-HEAD_NAMES = ["gaz_in", "case_in", "gaz_out", "tag_head", "post_pool", "count_head", "beauty_head",
+HEAD_NAMES = ["gaz_in", "case_in", "char_in", "gaz_out", "tag_head", "post_pool", "count_head", "beauty_head",
               "span_pool", "span_attn", "span_norm", "category_head", "align_proj", "brand_emb"]
 
 
@@ -30,8 +30,11 @@ class StudentModel(nn.Module):
         self.gaz_in = nn.Embedding(len(GAZ_TAGS), d)
         self.case_in = nn.Embedding(len(CASE_TAGS), d)
         self.gaz_out = nn.Embedding(len(GAZ_TAGS), d)
-        for emb in (self.gaz_in, self.case_in, self.gaz_out):
-            nn.init.normal_(emb.weight, std=0.02)
+        # Characters the backbone's vocabulary writes as [UNK] (encoding.char_bucket), learnt from scratch.
+        self.char_in = nn.Embedding(cfg.char_buckets, d) if cfg.char_buckets else None
+        for emb in (self.gaz_in, self.case_in, self.gaz_out, self.char_in):
+            if emb is not None:
+                nn.init.normal_(emb.weight, std=0.02)
         self.tag_head = nn.Linear(d, len(BIO))
         self.post_pool = nn.Linear(d, 1)
         self.count_head = nn.Linear(d + 1, BRAND_COUNT_CLASSES)
@@ -55,6 +58,8 @@ class StudentModel(nn.Module):
         """Windows → backbone → states merged back per post token: [posts, tokens, hidden]."""
         embed = self.backbone.get_input_embeddings()
         x = embed(batch["win_ids"]) + self.gaz_in(batch["win_gaz"]) + self.case_in(batch["win_case"])
+        if self.char_in is not None and "win_char" in batch:
+            x = x + self.char_in(batch["win_char"])
         out = self.backbone(inputs_embeds=x, attention_mask=batch["win_mask"])
         states = out.last_hidden_state  # [W, L, D]
         P, T = batch["post_mask"].shape
@@ -117,8 +122,9 @@ def lora_config(cfg: StudentConfig, backbone_config):
     from peft import LoraConfig
 
     names = "|".join(re.escape(t) for t in lora_targets(backbone_config))
+    heads = [n for n in HEAD_NAMES if n != "char_in" or cfg.char_buckets]
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=rf".*backbone\..*\.({names})$", modules_to_save=list(HEAD_NAMES))
+                      target_modules=rf".*backbone\..*\.({names})$", modules_to_save=heads)
 
 
 def layer_list(backbone: nn.Module) -> nn.ModuleList:

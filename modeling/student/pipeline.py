@@ -72,7 +72,7 @@ def collate(featurizer: Featurizer, encs: list[Encoded], examples: list[Example]
     pre, suf = featurizer.prefix_ids, featurizer.suffix_ids
     pad_id = featurizer.tokenizer.pad_token_id
     pad_id = 0 if pad_id is None else pad_id
-    rows_ids, rows_gaz, rows_case, rows_index = [], [], [], []
+    rows_ids, rows_gaz, rows_case, rows_char, rows_index = [], [], [], [], []
     covered: list[set[int] | None] = []
     for p, enc in enumerate(encs):
         windows = enc.windows or [(0, 0)]
@@ -86,12 +86,14 @@ def collate(featurizer: Featurizer, encs: list[Encoded], examples: list[Example]
             rows_ids.append(pre + enc.input_ids[ws:we] + suf)
             rows_gaz.append([0] * len(pre) + enc.gaz[ws:we] + [0] * len(suf))
             rows_case.append([0] * len(pre) + enc.case[ws:we] + [0] * len(suf))
+            rows_char.append([0] * len(pre) + (enc.chars[ws:we] if enc.chars else [0] * n) + [0] * len(suf))
             rows_index.append([-1] * len(pre) + [p * T + t for t in range(ws, ws + n)] + [-1] * len(suf))
     L = max(1, max(len(r) for r in rows_ids))
     W = len(rows_ids)
     win_ids = torch.full((W, L), pad_id, dtype=torch.long)
     win_gaz = torch.zeros((W, L), dtype=torch.long)
     win_case = torch.zeros((W, L), dtype=torch.long)
+    win_char = torch.zeros((W, L), dtype=torch.long)
     win_index = torch.full((W, L), -1, dtype=torch.long)
     win_mask = torch.zeros((W, L), dtype=torch.long)
     for w in range(W):
@@ -99,6 +101,7 @@ def collate(featurizer: Featurizer, encs: list[Encoded], examples: list[Example]
         win_ids[w, :n] = torch.tensor(rows_ids[w], dtype=torch.long)
         win_gaz[w, :n] = torch.tensor(rows_gaz[w], dtype=torch.long)
         win_case[w, :n] = torch.tensor(rows_case[w], dtype=torch.long)
+        win_char[w, :n] = torch.tensor(rows_char[w], dtype=torch.long)
         win_index[w, :n] = torch.tensor(rows_index[w], dtype=torch.long)
         win_mask[w, : max(1, n)] = 1
     post_mask = torch.zeros((P, T), dtype=torch.bool)
@@ -108,7 +111,7 @@ def collate(featurizer: Featurizer, encs: list[Encoded], examples: list[Example]
         if covered[p] is not None:
             post_mask[p] = torch.tensor([t in covered[p] for t in range(T)], dtype=torch.bool)
         post_gaz[p, : len(enc.gaz)] = torch.tensor(enc.gaz, dtype=torch.long)
-    batch = {"win_ids": win_ids, "win_gaz": win_gaz, "win_case": win_case, "win_index": win_index,
+    batch = {"win_ids": win_ids, "win_gaz": win_gaz, "win_case": win_case, "win_char": win_char, "win_index": win_index,
              "win_mask": win_mask, "post_mask": post_mask, "post_gaz": post_gaz}
     if examples is not None:
         tags = torch.full((P, T), IGNORE, dtype=torch.long)

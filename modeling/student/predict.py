@@ -45,7 +45,7 @@ class StudentPredictor:
         # backbone's plus the heads (no adapter matmuls per layer).
         model = model.merge_and_unload().eval()
         featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
-                                fuzzy=cfg.fuzzy_gazetteer)
+                                fuzzy=cfg.fuzzy_gazetteer, char_buckets=cfg.char_buckets)
         predictor = cls(model, featurizer, index, brands, cfg, device, plain_words=load_plain_words(artifact_dir))
         labels = artifact_dir / TRAIN_LABELS_FILE
         predictor.train_labels = set(json.loads(labels.read_text())) if labels.exists() else set()
@@ -133,18 +133,23 @@ class StudentPredictor:
         out = [{"start": m.start, "end": m.end, "text": m.text, "confidence": 1.0, "_match": m.brand}
                for m in enc.matches]
         matched_ends = {m.end for m in enc.matches}
+        lists = ingredient_lists(enc.text) if model_spans else []
         for span in model_spans:
             if span["confidence"] >= threshold and not any(
                     span["start"] < o["end"] and o["start"] < span["end"] for o in out) \
-                    and not self._not_a_new_brand(enc.text, span, matched_ends):
+                    and not self._not_a_new_brand(enc.text, span, matched_ends, lists):
                 out.append(span)
         return sorted(out, key=lambda s: s["start"])
 
-    def _not_a_new_brand(self, text: str, span: dict, matched_ends: set[int]) -> bool:
+    def _not_a_new_brand(self, text: str, span: dict, matched_ends: set[int],
+                         lists: list[tuple[int, int]] = ()) -> bool:
         """Spans the model adds that, measured on held-out brands, are nearly never one: a product line right
         after a brand the KB matched ("Dior Sauvage", "Decleor's Masque": 1 true of 38), one CJK
-        character (毛 of 毛戈平: 0 of 36), or only words the training texts use as plain words."""
+        character (毛 of 毛戈平: 0 of 36), only words the training texts use as plain words, or an item of
+        an ingredient list ("Ingredients: Water, Isocetyl Stearate, ..." reads like a list of names)."""
         start, end = span["start"], span["end"]
+        if any(a <= start and end <= b for a, b in lists):
+            return True
         if any(0 < start - e <= 4 and AFTER_BRAND.fullmatch(text[e:start]) for e in matched_ends):
             return True
         if end - start == 1 and CJK.match(text[start]):
@@ -172,6 +177,21 @@ class StudentPredictor:
                     "category": entry.category, "link": method}
         name = span["text"].lstrip("#@")
         return {**span, "brand": name, "brand_id": None, "category": CATEGORIES[category], "link": "none"}
+
+
+INGREDIENTS = re.compile(r"\bingredients?\b[^\n:：]{0,20}[:：]", re.IGNORECASE)
+
+
+def ingredient_lists(text: str) -> list[tuple[int, int]]:
+    """Character ranges of INCI lists: from "Ingredients:" to the end of its line, when that holds at least
+    four commas (a sentence that merely says "ingredients:" is not a list)."""
+    found = []
+    for m in INGREDIENTS.finditer(text):
+        line_end = text.find("\n", m.end())
+        end = len(text) if line_end < 0 else line_end
+        if text.count(",", m.end(), end) >= 4:
+            found.append((m.end(), end))
+    return found
 
 
 AFTER_BRAND = re.compile(r"(?:['’]s)? {1,2}")  # between a brand and its product line: "Dior Sauvage", "Decleor's Masque"

@@ -163,12 +163,14 @@ def invented_name(rng: random.Random, plain_words: Sequence[str] = ()) -> str:
 
 
 def swap_mentions(example: Example, rng: random.Random, pool: list[PoolName], cjk_pool: list[PoolName], *,
-                  p: float, invented: float = 0.3, plain_words: Sequence[str] = ()) -> Example:
+                  p: float, invented: float = 0.3, plain_words: Sequence[str] = (),
+                  cjk_chars: Sequence[str] = ()) -> Example:
     """A copy in which each mention, with probability `p`, names another brand: a name from `pool` (or a
     made-up one, with probability `invented`, from syllables or `plain_words`), written the way the mention was (#hashtag/@handle bodies
     compact, lowercase, UPPERCASE, as written); CJK mentions take CJK names. Swapped spans carry
     `swapped=True` (training hides their gazetteer feature more often) and an empty `brand_key`. Offsets
-    are exact: the text is rebuilt piece by piece around the spans."""
+    are exact: the text is rebuilt piece by piece around the spans. Made-up CJK names recombine the
+    characters of real CJK names or, half the time, `cjk_chars` (characters of the corpus's plain text)."""
     if not example.spans or p <= 0:
         return example
     pieces: list[str] = []
@@ -186,7 +188,8 @@ def swap_mentions(example: Example, rng: random.Random, pool: list[PoolName], cj
         # One stand-in per brand and script in a post: "@rarebeauty ... #rarebeauty" stays one brand.
         key = (normalize(span.get("brand") or surface), bool(CJK.search(surface)))
         if key not in chosen:
-            chosen[key] = _pick(surface, span, rng, pool, cjk_pool, invented, plain_words) if rng.random() < p else None
+            chosen[key] = (_pick(surface, span, rng, pool, cjk_pool, invented, plain_words, cjk_chars)
+                           if rng.random() < p else None)
         new = _written_as(example.text, span, surface, chosen[key], rng) if chosen[key] is not None else None
         if new is None:
             pieces.append(surface)
@@ -208,13 +211,16 @@ def swap_mentions(example: Example, rng: random.Random, pool: list[PoolName], cj
 
 
 def _pick(surface: str, span: dict, rng: random.Random, pool: list[PoolName], cjk_pool: list[PoolName],
-          invented: float, plain_words: Sequence[str] = ()) -> PoolName | None:
+          invented: float, plain_words: Sequence[str] = (), cjk_chars: Sequence[str] = ()) -> PoolName | None:
     if CJK.search(surface):
         same = [n for n in cjk_pool if _script(n.text) == _script(surface)]  # 兰蔻 → 花西子, not → キールス
         if not same:
             return None
         if rng.random() < max(invented, 0.3):  # few real names: recombine their characters, 兰 + 诗 + 颜
-            chars = sorted({c for n in same for c in n.text if CJK.match(c)})
+            # or, half the time, the corpus's own characters (毛戈平, 林清轩 are written with everyday ones):
+            # only the sentence around the name then says it is one.
+            plain = [c for c in cjk_chars if _script(c) == _script(surface)]
+            chars = plain if plain and rng.random() < 0.5 else sorted({c for n in same for c in n.text if CJK.match(c)})
             made = "".join(rng.choice(chars) for _ in range(rng.randint(2, 4)))
             return PoolName(made, made, span.get("category") or "other")
         return rng.choice(same)

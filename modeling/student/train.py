@@ -131,6 +131,7 @@ class NamePools(NamedTuple):
     latin: list[PoolName]
     cjk: list[PoolName]
     plain_words: list[str] = []
+    cjk_chars: list[str] = []
 
 
 def name_pools(index: BrandIndex, lexicon: list, train: list[Example] = ()) -> NamePools:
@@ -141,7 +142,7 @@ def name_pools(index: BrandIndex, lexicon: list, train: list[Example] = ()) -> N
     names |= {(key, e.canonical_name, e.category) for key, e in index.by_key.items() if CJK.search(key)}
     pool = sorted(PoolName(*n) for n in names if n[0].strip() and len(n[0]) >= 2)
     return NamePools([n for n in pool if not CJK.search(n.text)], [n for n in pool if CJK.search(n.text)],
-                     plain_words(train, index))
+                     plain_words(train, index), plain_cjk_chars(train))
 
 
 PLAIN_WORD = re.compile(r"[a-z]{4,10}")
@@ -164,6 +165,22 @@ def plain_words(train: list[Example], index: BrandIndex, min_count: int = 3) -> 
     return sorted(ranked[COMMON_WORDS_SKIPPED:])
 
 
+COMMON_CJK_SKIPPED = 30  # 的, 是, 了...: a name of these would read as a sentence
+
+
+def plain_cjk_chars(train: list[Example], min_count: int = 3) -> list[str]:
+    """CJK characters of the training texts outside every labelled span, seen at least `min_count` times, the
+    commonest left out: what made-up CJK names are written with, as real ones are (毛戈平, 林清轩)."""
+    counts: dict[str, int] = {}
+    for ex in train:
+        taken = [(s["start"], s["end"]) for s in ex.spans]
+        for m in CJK.finditer(ex.text):
+            if not any(a <= m.start() < b for a, b in taken):
+                counts[m.group()] = counts.get(m.group(), 0) + 1
+    ranked = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
+    return sorted(ranked[COMMON_CJK_SKIPPED:])
+
+
 def epoch_batches(cfg: StudentConfig, featurizer: Featurizer, train: list[Example], epoch: int,
                   cjk_names: dict[str, list[str]],
                   pools: NamePools = NamePools([], [])) -> list[list[Example]]:
@@ -175,7 +192,7 @@ def epoch_batches(cfg: StudentConfig, featurizer: Featurizer, train: list[Exampl
             continue
         if ex.spans and cfg.swap_prob > 0 and rng.random() < cfg.swap_prob:
             ex = swap_mentions(ex, rng, pools.latin, pools.cjk, p=0.8, invented=cfg.swap_invented,
-                               plain_words=pools.plain_words)
+                               plain_words=pools.plain_words, cjk_chars=pools.cjk_chars)
         items.append(ex)
         if ex.spans and rng.random() < cfg.augment_prob:
             items.append(augment(ex, rng, cjk_names))
@@ -418,7 +435,7 @@ def train_student(
         log(f"lexicon: {len(lexicon)} written forms learnt from the training labels, {len(dropped)} KB aliases "
             "that the texts use as plain words need evidence")
     featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
-                            fuzzy=cfg.fuzzy_gazetteer)
+                            fuzzy=cfg.fuzzy_gazetteer, char_buckets=cfg.char_buckets)
     brands = brand_table(index)
     brand_ids = {normalize(b): i for i, b in enumerate(brands)}
     link_training_spans(train, index)
@@ -564,7 +581,7 @@ def tune_decoding(model, featurizer: Featurizer, index: BrandIndex, brands: list
     kb_cfg = StudentConfig.from_dict({**cfg.to_dict(), "kb_decoding": True})
     blind = blind_index(index, val)
     blind_featurizer = Featurizer(featurizer.tokenizer, blind, max_window=cfg.max_window, stride=cfg.window_stride,
-                                  fuzzy=cfg.fuzzy_gazetteer)
+                                  fuzzy=cfg.fuzzy_gazetteer, char_buckets=cfg.char_buckets)
     views = [StudentPredictor(model, featurizer, index, brands, kb_cfg, device, plain_words=plain_words),
              StudentPredictor(model, blind_featurizer, blind, brands, kb_cfg, device, plain_words=plain_words)]
     passes = [(v, *v.tag_logprobs([ex.text for ex in val])) for v in views]

@@ -79,6 +79,26 @@ def test_invented_names_are_new_words():
     assert len(names) > 150 and all(n[0].isupper() for n in names)
 
 
+def test_made_up_cjk_names_also_take_the_corpus_characters():
+    from modeling.student.train import plain_cjk_chars
+
+    common = "的是了我不在有这个你们也很就都和一上用好到说要会着没看还天地"  # 30: the commonest are skipped
+    posts = [_example("兰蔻" + common * 10 + "粉霜服帖" * 3 + "兰蔻" * 5 + "毛", [("兰蔻", "Lancôme")] * 6)]
+    chars = plain_cjk_chars(posts, min_count=3)
+    assert chars == sorted("粉霜服帖")  # not the labelled 兰蔻, not the 30 commonest, not 毛 (seen once)
+    post = POSTS[1]
+    made = []
+    for seed in range(80):
+        out = swap_mentions(post, random.Random(seed), POOL, CJK_POOL, p=1.0, invented=1.0, cjk_chars=chars)
+        for new in out.spans:
+            assert out.text[new["start"]:new["end"]] == new["text"]
+            if new.get("swapped") and CJK.search(new["text"]):
+                made.append(new["text"])
+    from_corpus = [n for n in made if set(n) <= set(chars)]
+    from_names = [n for n in made if set(n) <= set("花西子完美日记")]
+    assert len(from_corpus) > len(made) / 4 and len(from_names) > len(made) / 4  # about half each
+
+
 def test_swapped_spans_hide_their_gazetteer_feature_more_often():
     from modeling.student.encoding import Encoded
 
@@ -97,7 +117,8 @@ def test_swapped_spans_hide_their_gazetteer_feature_more_often():
 
 
 def test_name_pools_take_kb_names_lexicon_forms_and_cjk_aliases_apart():
-    latin, cjk, _ = name_pools(tiny_index(), [])
+    pools = name_pools(tiny_index(), [])
+    latin, cjk = pools.latin, pools.cjk
     assert latin and all(not CJK.search(n.text) for n in latin)
     assert any(n.text == "Estée Lauder" for n in latin)
     assert all(CJK.search(n.text) for n in cjk)
@@ -171,3 +192,48 @@ def test_kb_decoding_drops_added_spans_that_are_product_lines_single_cjk_charact
     kept = [s["text"] for s in predictor._with_kb(enc, proposed, 0.5)]
     assert kept == ["Clinique", "Brasiox", "毛戈平", "Clinique"]
     assert [s["text"] for s in predictor._with_kb(enc, proposed, 0.95)] == ["Clinique", "Clinique"]  # below the threshold
+
+
+def test_kb_decoding_drops_added_spans_inside_an_ingredient_list():
+    from modeling.student.config import StudentConfig
+    from modeling.student.encoding import Encoded
+    from modeling.student.predict import StudentPredictor, ingredient_lists
+
+    text = ("Loving my Brasiox toner!\nIngredients: Water, Isocetyl Stearate, Glycerin, Cetyl Alcohol, Camellia "
+            "Sinensis Leaf Extract\nBrasiox again. Key ingredients: Camellia and Glycerin")
+    assert ingredient_lists(text) == [(text.index(" Water"), text.index("\nBrasiox again"))]  # 2nd: not a list
+    enc = Encoded(text, [], [], [], words(text), [], [], [], ())
+    predictor = StudentPredictor(None, None, tiny_index(), [], StudentConfig())
+
+    def added(name, nth=0):
+        start = -1
+        for _ in range(nth + 1):
+            start = text.index(name, start + 1)
+        return {"start": start, "end": start + len(name), "text": name, "confidence": 0.9}
+
+    proposed = [added("Brasiox"), added("Isocetyl"), added("Camellia"), added("Brasiox", 1), added("Camellia", 1)]
+    kept = [(s["text"], s["start"]) for s in predictor._with_kb(enc, proposed, 0.5)]
+    assert kept == [(s["text"], s["start"]) for s in (proposed[0], proposed[3], proposed[4])]
+
+
+def test_characters_the_vocabulary_cannot_write_get_their_own_feature(tmp_path):
+    import json
+
+    from modeling.student.config import StudentConfig, default_backbone
+    from modeling.student.encoding import Featurizer, char_bucket
+    from modeling.student.train import load_tokenizer
+
+    tokenizer = load_tokenizer(default_backbone())
+    text = "底妆用毛戈平 and Dior 平"
+    enc = Featurizer(tokenizer, tiny_index(), max_window=64, stride=48, char_buckets=4096).encode(text)
+    unk = [text[s:e] for i, (s, e) in zip(enc.input_ids, enc.offsets) if i == tokenizer.unk_token_id]
+    assert "毛" in unk and "平" not in unk  # MiniLM's vocabulary writes 毛 as [UNK], 平 as itself
+    for i, (s, e), c in zip(enc.input_ids, enc.offsets, enc.chars):
+        assert c == (char_bucket(text[s], 4096) if i == tokenizer.unk_token_id else 0)
+    assert len({c for c in enc.chars if c}) == len(set(unk))  # distinct characters, distinct buckets here
+    off = Featurizer(tokenizer, tiny_index(), max_window=64, stride=48).encode(text)
+    assert off.chars is None
+    # An artifact trained before the setting existed loads with it off; a new config has it on.
+    (tmp_path / "config.json").write_text(json.dumps({"epochs": 1.0}))
+    assert StudentConfig.load(tmp_path / "config.json").char_buckets == 0
+    assert StudentConfig.from_dict({"epochs": 1.0}).char_buckets == StudentConfig().char_buckets > 0
