@@ -328,8 +328,7 @@ def load_exported(export_dir: str | Path, device: str = "cpu"):
     _load_heads(student, load_file(str(export_dir / HEADS_FILE)))
     student.to(device).eval()
     tokenizer = load_tokenizer(str(export_dir / "tokenizer"))
-    featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
-                            fuzzy=cfg.fuzzy_gazetteer, char_buckets=cfg.char_buckets)
+    featurizer = Featurizer.for_config(tokenizer, index, cfg)
     return StudentPredictor(student, featurizer, index, brands, cfg, device, plain_words=load_plain_words(export_dir))
 
 

@@ -61,6 +61,12 @@ class Featurizer:
         self._cache: dict[str, Encoded] = {}
         self._fuzzy_seen: dict[str, bool] = {}  # word key → near a KB key? (words repeat across posts)
 
+    @classmethod
+    def for_config(cls, tokenizer, index: BrandIndex, cfg) -> "Featurizer":
+        """The featurizer a StudentConfig trains and serves with (windows, fuzzy matches, character buckets)."""
+        return cls(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride, fuzzy=cfg.fuzzy_gazetteer,
+                   char_buckets=cfg.char_buckets)
+
     def encode(self, text: str) -> Encoded:
         cached = self._cache.get(text)
         if cached is not None:

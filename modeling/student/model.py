@@ -58,7 +58,7 @@ class StudentModel(nn.Module):
         """Windows → backbone → states merged back per post token: [posts, tokens, hidden]."""
         embed = self.backbone.get_input_embeddings()
         x = embed(batch["win_ids"]) + self.gaz_in(batch["win_gaz"]) + self.case_in(batch["win_case"])
-        if self.char_in is not None and "win_char" in batch:
+        if self.char_in is not None:
             x = x + self.char_in(batch["win_char"])
         out = self.backbone(inputs_embeds=x, attention_mask=batch["win_mask"])
         states = out.last_hidden_state  # [W, L, D]

@@ -44,8 +44,7 @@ class StudentPredictor:
         # Serving never trains: LoRA goes into the backbone's weights once, so a forward pass is the bare
         # backbone's plus the heads (no adapter matmuls per layer).
         model = model.merge_and_unload().eval()
-        featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
-                                fuzzy=cfg.fuzzy_gazetteer, char_buckets=cfg.char_buckets)
+        featurizer = Featurizer.for_config(tokenizer, index, cfg)
         predictor = cls(model, featurizer, index, brands, cfg, device, plain_words=load_plain_words(artifact_dir))
         labels = artifact_dir / TRAIN_LABELS_FILE
         predictor.train_labels = set(json.loads(labels.read_text())) if labels.exists() else set()

@@ -434,8 +434,7 @@ def train_student(
     if lexicon:
         log(f"lexicon: {len(lexicon)} written forms learnt from the training labels, {len(dropped)} KB aliases "
             "that the texts use as plain words need evidence")
-    featurizer = Featurizer(tokenizer, index, max_window=cfg.max_window, stride=cfg.window_stride,
-                            fuzzy=cfg.fuzzy_gazetteer, char_buckets=cfg.char_buckets)
+    featurizer = Featurizer.for_config(tokenizer, index, cfg)
     brands = brand_table(index)
     brand_ids = {normalize(b): i for i, b in enumerate(brands)}
     link_training_spans(train, index)
@@ -582,8 +581,7 @@ def tune_decoding(model, featurizer: Featurizer, index: BrandIndex, brands: list
 
     kb_cfg = StudentConfig.from_dict({**cfg.to_dict(), "kb_decoding": True})
     blind = blind_index(index, val)
-    blind_featurizer = Featurizer(featurizer.tokenizer, blind, max_window=cfg.max_window, stride=cfg.window_stride,
-                                  fuzzy=cfg.fuzzy_gazetteer, char_buckets=cfg.char_buckets)
+    blind_featurizer = Featurizer.for_config(featurizer.tokenizer, blind, cfg)
     views = [StudentPredictor(model, featurizer, index, brands, kb_cfg, device, plain_words=plain_words),
              StudentPredictor(model, blind_featurizer, blind, brands, kb_cfg, device, plain_words=plain_words)]
     passes = [(v, *v.tag_logprobs([ex.text for ex in val])) for v in views]

@@ -90,8 +90,7 @@ def test_lora_is_merged_at_load_and_gives_the_adapter_s_outputs(artifact):
     cfg = merged.cfg
     model, tokenizer = load_model(artifact, cfg, len(merged.brands))
     assert any("lora_" in name for name, _ in model.named_parameters())
-    featurizer = Featurizer(tokenizer, merged.index, max_window=cfg.max_window, stride=cfg.window_stride,
-                            fuzzy=cfg.fuzzy_gazetteer)
+    featurizer = Featurizer.for_config(tokenizer, merged.index, cfg)
     adapter = StudentPredictor(model, featurizer, merged.index, merged.brands, cfg)
     for a, b in zip(merged.tag_logprobs(TEXTS)[1], adapter.tag_logprobs(TEXTS)[1]):
         assert torch.allclose(a, b, atol=1e-4)
