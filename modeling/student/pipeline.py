@@ -10,7 +10,7 @@ from kb.linking import BrandIndex
 
 from .config import BIO, CATEGORIES
 from .encoding import Encoded, Featurizer, bio_labels, span_token_range
-from .text import Example, strip_possessive
+from .text import CJK, Example, chinese_words, strip_possessive
 
 IGNORE = -100
 _MAX_GAP = 6  # chars between two words of one brand name: " ", " & ", " &amp; ", "-"
@@ -153,9 +153,33 @@ def collate(featurizer: Featurizer, encs: list[Encoded], examples: list[Example]
 WORD_RULES = ("first", "any")
 
 
+def decoding_units(enc: Encoded) -> list[tuple[list[int], int, int]]:
+    """(tokens, start, end) of each word a span starts and ends on, in order: the words of `enc`, except
+    that a Chinese word of several characters (`text.chinese_words`) is one unit, not one per character.
+    Measured on grouped-by-brand CV fold 0: the tagger is often sure of one character of a name only
+    (理肤泉: 0.03, 0.11, 0.95) or splits it (欧莱|雅); as units, held-out CJK mentions found at threshold
+    0.8 went from 32 to 62 of 218, unseen-brand recall 0.276 → 0.311 at precision 0.68 → 0.66."""
+    tokens_of: dict[int, list[int]] = {}
+    for t, w in enumerate(enc.token_word):
+        if w >= 0:
+            tokens_of.setdefault(w, []).append(t)
+    word_end = dict(chinese_words(enc.text)) if CJK.search(enc.text) else {}
+    units: list[tuple[list[int], int, int]] = []
+    open_until = -1
+    for w in sorted(tokens_of):
+        ws, we = enc.words[w]
+        if ws < open_until:  # a later character of the Chinese word the last unit started
+            toks, start, _ = units[-1]
+            units[-1] = (toks + tokens_of[w], start, we)
+            continue
+        open_until = word_end.get(ws, -1)
+        units.append((tokens_of[w], ws, we))
+    return units
+
+
 def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | None,
                  word_rule: str = "first", inside_cut: float = 0.5) -> list[dict]:
-    """Word-level decoding: spans start and end on word boundaries, never inside a word.
+    """Word-level decoding: spans start and end on word boundaries (`decoding_units`), never inside a word.
 
     A word is inside a brand when its first token is ("first": as the labels tag it), or when any of its
     tokens is ("any": on a name the tokenizer splits, "tor|ride|n", the tagger is often sure only past the
@@ -163,19 +187,13 @@ def decode_spans(enc: Encoded, tag_logprobs: torch.Tensor, index: BrandIndex | N
     A word starts a new span unless it continues the previous word's span (an I tag, a short gap). A word
     is inside when its probability of not being O reaches `inside_cut`: below 0.5 when decoding asks for
     the model's less sure spans (a brand nobody named in training rarely gets more)."""
-    tokens_of: dict[int, list[int]] = {}
-    for t, w in enumerate(enc.token_word):
-        if w >= 0:
-            tokens_of.setdefault(w, []).append(t)
     spans: list[dict] = []
     current: dict | None = None
     last_word_end = -1
     O, B, I = BIO.index("O"), BIO.index("B"), BIO.index("I")
     probs = tag_logprobs.exp()
-    for w in sorted(tokens_of):
-        toks = tokens_of[w]
+    for toks, ws, we in decoding_units(enc):
         inside = max(1.0 - float(probs[t, O]) for t in (toks if word_rule == "any" else toks[:1]))
-        ws, we = enc.words[w]
         if inside < inside_cut:
             current = None
             last_word_end = we

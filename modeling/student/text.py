@@ -4,6 +4,7 @@ emoji glued to names, Chinese names)."""
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Sequence
@@ -29,6 +30,34 @@ class Example:
 
 def words(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in WORD.finditer(text)]
+
+
+HAN_RUN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]{2,}")
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba.Tokenizer()
+
+
+@functools.lru_cache(maxsize=4096)
+def chinese_words(text: str) -> tuple[tuple[int, int], ...]:
+    """Character ranges of the Chinese words of two or more characters in `text`, as jieba cuts its runs of
+    Han characters (its HMM joins characters into words its dictionary lacks): 毛戈平/的/光感/粉霜.
+    Words are one character each elsewhere (kb.rules.WORD); decoding snaps spans to these instead."""
+    found = []
+    for m in HAN_RUN.finditer(text):
+        pos = m.start()
+        for piece in _jieba().cut(m.group(), HMM=True):
+            if len(piece) > 1:
+                found.append((pos, pos + len(piece)))
+            pos += len(piece)
+    return tuple(found)
 
 
 def strip_possessive(text: str, start: int, end: int, index: BrandIndex | None) -> int:

@@ -237,3 +237,42 @@ def test_characters_the_vocabulary_cannot_write_get_their_own_feature(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"epochs": 1.0}))
     assert StudentConfig.load(tmp_path / "config.json").char_buckets == 0
     assert StudentConfig.from_dict({"epochs": 1.0}).char_buckets == StudentConfig().char_buckets > 0
+
+
+def test_chinese_words_are_jiebas_words_of_two_characters_or_more():
+    from modeling.student.text import chinese_words
+
+    text = "底妆用的是毛戈平的光感粉霜 and Fenty, 理肤泉B5修复霜"
+    cut = [text[a:b] for a, b in chinese_words(text)]
+    assert "毛戈平" in cut and "理肤泉" in cut and "光感" in cut
+    assert "的" not in cut and "Fenty" not in cut  # one character, or not Han: the plain words stay
+    assert all(a < b <= c for (a, b), (c, _) in zip(chinese_words(text), chinese_words(text)[1:]))
+    assert chinese_words("Fenty and Rare Beauty") == ()
+
+
+def test_decoding_snaps_a_chinese_name_to_its_word():
+    """The tagger is often sure of one character of a Chinese name only, or starts it twice: decoding
+    takes jieba's word (理肤泉, 欧莱雅) whole, and never joins the characters around it."""
+    import torch
+
+    from modeling.student.config import default_backbone
+    from modeling.student.encoding import Featurizer
+    from modeling.student.pipeline import decode_spans, decoding_units
+    from modeling.student.train import load_tokenizer
+
+    text = "回购了理肤泉喷雾，还有欧莱雅眼霜"
+    enc = Featurizer(load_tokenizer(default_backbone()), tiny_index(), max_window=64, stride=48).encode(text)
+    units = [text[a:b] for _, a, b in decoding_units(enc)]
+    assert "理肤泉" in units and "欧莱雅" in units and "喷雾" in units
+    logp = torch.full((len(enc.input_ids), 3), -5.0)
+    logp[:, 0] = 0.0
+
+    def tag(char: str, label: int):
+        (t,) = [t for t, (a, b) in enumerate(enc.offsets) if text[a:b] == char]
+        logp[t] = torch.tensor([-5.0, 0.0, -5.0] if label == 1 else [-5.0, -5.0, 0.0])
+
+    tag("泉", 2)  # only the last character of 理肤泉 is inside
+    tag("欧", 1)
+    tag("雅", 1)  # 欧莱雅 begun twice
+    assert [s["text"] for s in decode_spans(enc, logp, tiny_index(), "any")] == ["理肤泉", "欧莱雅"]
+    assert [s["text"] for s in decode_spans(enc, logp, tiny_index(), "first")] == ["欧莱雅"]
