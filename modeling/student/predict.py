@@ -17,7 +17,7 @@ from .kbsnap import index_from_rows, load_rows
 from .lexicon import is_mined
 from .model import unwrap
 from .pipeline import collate, decode_spans
-from .text import CJK, words
+from .text import CJK, units
 
 
 class StudentPredictor:
@@ -153,8 +153,7 @@ class StudentPredictor:
             return True
         if end - start == 1 and CJK.match(text[start]):
             return True
-        written = text[start:end]
-        names = [written[a:b].lower() for a, b in words(written)]
+        names = [text[a:b].lower() for a, b in units(text) if start <= a and b <= end]
         return bool(names) and all(w in self.plain_words for w in names)
 
     def _link(self, text: str, span: dict, category: int, sims: torch.Tensor) -> dict:

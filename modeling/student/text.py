@@ -60,6 +60,24 @@ def chinese_words(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(found)
 
 
+def units(text: str) -> list[tuple[int, int]]:
+    """The words spans start and end on: `words`, except that a Chinese word of several characters
+    (`chinese_words`) is one, not one per character."""
+    found = words(text)
+    if not CJK.search(text):
+        return found
+    word_end = dict(chinese_words(text))
+    merged: list[tuple[int, int]] = []
+    open_until = -1
+    for a, b in found:
+        if a < open_until:  # a later character of the Chinese word the last unit started
+            merged[-1] = (merged[-1][0], b)
+            continue
+        open_until = word_end.get(a, -1)
+        merged.append((a, b))
+    return merged
+
+
 def strip_possessive(text: str, start: int, end: int, index: BrandIndex | None) -> int:
     """'Clinique's' → 'Clinique', but Kiehl's / Pond's stay whole when the KB knows them that way."""
     m = POSSESSIVE.search(text[start:end])

@@ -16,7 +16,7 @@ from modeling.student.lexicon import is_mined
 from modeling.student.pipeline import collate, decode_spans, drop_gazetteer
 from modeling.student.predict import StudentPredictor
 from modeling.student.text import Example, align_mentions, augment, words
-from modeling.student.train import Cancelled, build_model, load_tokenizer, train_student
+from modeling.student.train import CHECKPOINT_SCHEMA, Cancelled, RunState, build_model, load_tokenizer, train_student
 
 from .student_factories import build_tiny_qwen2, labelled, social_examples, tiny_index
 
@@ -176,7 +176,7 @@ def test_a_checkpoint_resumes_only_the_run_that_made_it(tiny_backbone, tmp_path)
                         window_stride=24, eval_every_epochs=1000, checkpoint_every_steps=2)
     train_student(cfg, examples, [], tiny_index(), tmp_path, stop_after_steps=2)
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    assert saved["schema"] == 2 and saved["run"]["step"] == 2 and saved["stage"]
+    assert saved["schema"] == CHECKPOINT_SCHEMA and saved["run"]["step"] == 2 and saved["stage"]
     assert len(saved["data_sha256"]) == 64
 
     logs: list[str] = []
@@ -383,3 +383,25 @@ def test_decoding_choice_takes_the_lowest_threshold_among_near_ties():
             row("any", 0.5, 0.799), row("first", 0.6, 0.805)]
     assert choose_decoding(grid) == row("any", 0.6, 0.81)  # 0.5 is 0.021 below the best: out
     assert choose_decoding([row("any", 0.8, 0.9), row("any", 0.4, 0.5)]) == row("any", 0.8, 0.9)
+
+
+def test_model_selection_keeps_the_latest_near_tie_and_patience_counts_the_others():
+    """Of evaluations within SELECT_TOLERANCE of the best val score the latest is kept (later checkpoints
+    have seen more renamed mentions); patience counts the ones further below."""
+    from modeling.student.train import SELECT_TOLERANCE
+
+    model = torch.nn.Linear(1, 1)
+    run = RunState()
+    near = 0.80 - SELECT_TOLERANCE / 2
+    for step, score in enumerate([0.70, 0.80, near, 0.70, 0.70, near, 0.70, 0.70, 0.70], start=1):
+        with torch.no_grad():
+            model.weight.fill_(step)
+        run.record_eval(step, step / 2, {"span_f1": 0.5, "score": score}, model, ["weight"])
+        if step == 5:
+            assert run.best["step"] == 3 and run.bad_evals == 2  # a near-tie of 0.80 is kept; 0.70 is not
+    assert run.best == {"span_f1": 0.5, "score": near, "step": 6}
+    assert float(run.best_params["weight"]) == 6.0 and run.bad_evals == 3 and run.out_of_patience(3)
+    plain = RunState()  # without a score (decoding not tuned): the model's own val span F1
+    plain.record_eval(1, 0.5, {"span_f1": 0.6}, model, ["weight"])
+    plain.record_eval(2, 1.0, {"span_f1": 0.5}, model, ["weight"])
+    assert plain.best["step"] == 1 and plain.top == 0.6 and plain.bad_evals == 1

@@ -156,16 +156,16 @@ def test_invented_names_are_built_from_plain_words_as_well_as_syllables():
     assert all(n[0].isupper() for n in names)
 
 
-def test_plain_words_leave_out_labelled_words_common_words_and_cjk():
+def test_plain_words_leave_out_labelled_words_common_words_and_single_cjk_characters():
     from modeling.student.train import plain_word_set, plain_words
 
-    posts = [_example("glycolic acid in the Fresh toner, glycolic again", [("Fresh", "Fresh")]),
-             _example("fresh glycolic from Fresh, fresh air 兰蔻兰蔻兰蔻", [("Fresh", "Fresh")]),
-             _example("glycolic primer, Fresh primer primer", [("Fresh", "Fresh")])]
+    posts = [_example("glycolic acid in the Fresh toner, glycolic again 兰蔻的彩妆", [("Fresh", "Fresh"), ("兰蔻", "Lancôme")]),
+             _example("fresh glycolic from Fresh, fresh air 彩妆，兰蔻兰蔻", [("Fresh", "Fresh")]),
+             _example("glycolic primer, Fresh primer primer 彩妆 兰蔻", [("Fresh", "Fresh")])]
     plain = plain_word_set(posts)
-    assert {"glycolic", "primer"} <= plain
-    assert "fresh" not in plain  # labelled 3 times of 5: a brand's word
-    assert not any(CJK.search(w) for w in plain)
+    assert {"glycolic", "primer", "彩妆"} <= plain  # Chinese words as jieba cuts them
+    assert "fresh" not in plain and "兰蔻" not in plain  # labelled 3 times of 5, once of 4: a brand's words
+    assert not any(len(w) == 1 and CJK.match(w) for w in plain)  # 的: a character is no word of its own
     assert "glycolic" not in plain_words(posts, tiny_index(), min_count=3)  # among the commonest: skipped
 
 
