@@ -17,7 +17,7 @@ from .kbsnap import index_from_rows, load_rows
 from .lexicon import is_mined
 from .model import unwrap
 from .pipeline import collate, decode_spans
-from .text import CJK, units
+from .text import CJK, common_chinese_word, units
 
 
 class StudentPredictor:
@@ -144,14 +144,16 @@ class StudentPredictor:
                          lists: list[tuple[int, int]] = ()) -> bool:
         """Spans the model adds that, measured on held-out brands, are nearly never one: a product line right
         after a brand the KB matched ("Dior Sauvage", "Decleor's Masque": 1 true of 38), one CJK
-        character (毛 of 毛戈平: 0 of 36), only words the training texts use as plain words, or an item of
-        an ingredient list ("Ingredients: Water, Isocetyl Stearate, ..." reads like a list of names)."""
+        character (毛 of 毛戈平: 0 of 36), an everyday Chinese word (医生, 珍珠: on fold 0 unseen-brand
+        precision at 0.7 went 0.63 → 0.66, recall unchanged), only words the training texts use as plain
+        words, or an item of an ingredient list ("Ingredients: Water, Isocetyl Stearate, ..." reads like a
+        list of names)."""
         start, end = span["start"], span["end"]
         if any(a <= start and end <= b for a, b in lists):
             return True
         if any(0 < start - e <= 4 and AFTER_BRAND.fullmatch(text[e:start]) for e in matched_ends):
             return True
-        if end - start == 1 and CJK.match(text[start]):
+        if (end - start == 1 and CJK.match(text[start])) or common_chinese_word(text[start:end]):
             return True
         names = [text[a:b].lower() for a, b in units(text) if start <= a and b <= end]
         return bool(names) and all(w in self.plain_words for w in names)

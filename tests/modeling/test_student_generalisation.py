@@ -250,6 +250,13 @@ def test_chinese_words_are_jiebas_words_of_two_characters_or_more():
     assert chinese_words("Fenty and Rare Beauty") == ()
 
 
+def test_everyday_chinese_words_are_not_new_brands():
+    from modeling.student.text import common_chinese_word
+
+    assert common_chinese_word("医生") and common_chinese_word("美国") and common_chinese_word("颜色")
+    assert not any(common_chinese_word(w) for w in ("毛戈平", "理肤泉", "卡姿兰", "欧莱雅", "迪奥", "医", "Dior"))
+
+
 def test_decoding_snaps_a_chinese_name_to_its_word():
     """The tagger is often sure of one character of a Chinese name only, or starts it twice: decoding
     takes jieba's word (理肤泉, 欧莱雅) whole, and never joins the characters around it."""
