@@ -17,6 +17,9 @@ CJK_CLASS = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in CJK_RANGES)  # for a re
 CJK = re.compile(f"[{CJK_CLASS}]")
 KANA = re.compile("[\u3040-\u30ff]")  # the scripts inside CJK, for writing a name in the same script
 HANGUL = re.compile("[\uac00-\ud7af]")
+# Two or more Han characters in a row (Chinese, and Japanese kanji): what jieba cuts into words.
+HAN_RANGES = tuple(r for r in CJK_RANGES if r not in ((0x3040, 0x30FF), (0xAC00, 0xD7AF)))
+HAN_RUN = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in HAN_RANGES) + "]{2,}")
 
 
 def is_cjk(ch: str) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from kb.linking import BrandIndex, normalize
-from kb.rules import CJK, HANGUL, KANA, POSSESSIVE, WORD  # noqa: F401 - WORD and CJK are used here and re-exported
+from kb.rules import CJK, HAN_RUN, HANGUL, KANA, POSSESSIVE, WORD  # noqa: F401 - WORD and CJK are used here and re-exported
 
 
 @dataclass
@@ -30,9 +30,6 @@ class Example:
 
 def words(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in WORD.finditer(text)]
-
-
-HAN_RUN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]{2,}")
 
 
 @functools.lru_cache(maxsize=1)
