@@ -165,7 +165,7 @@ def decoding_units(enc: Encoded) -> list[tuple[list[int], int, int]]:
             tokens_of.setdefault(w, []).append(t)
     found: list[tuple[list[int], int, int]] = []
     w = 0
-    for start, end in units(enc.text):
+    for start, end in units(enc.text, enc.words):
         toks: list[int] = []
         while w < len(enc.words) and enc.words[w][0] < end:
             toks += tokens_of.get(w, [])

@@ -133,15 +133,16 @@ class StudentPredictor:
                for m in enc.matches]
         matched_ends = {m.end for m in enc.matches}
         lists = ingredient_lists(enc.text) if model_spans else []
+        post_units = units(enc.text, enc.words) if model_spans else []
         for span in model_spans:
             if span["confidence"] >= threshold and not any(
                     span["start"] < o["end"] and o["start"] < span["end"] for o in out) \
-                    and not self._not_a_new_brand(enc.text, span, matched_ends, lists):
+                    and not self._not_a_new_brand(enc.text, span, matched_ends, post_units, lists):
                 out.append(span)
         return sorted(out, key=lambda s: s["start"])
 
     def _not_a_new_brand(self, text: str, span: dict, matched_ends: set[int],
-                         lists: list[tuple[int, int]] = ()) -> bool:
+                         post_units: list[tuple[int, int]], lists: list[tuple[int, int]] = ()) -> bool:
         """Spans the model adds that, measured on held-out brands, are nearly never one: a product line right
         after a brand the KB matched ("Dior Sauvage", "Decleor's Masque": 1 true of 38), one CJK
         character (毛 of 毛戈平: 0 of 36), an everyday Chinese word (医生, 珍珠: on fold 0 unseen-brand
@@ -155,7 +156,7 @@ class StudentPredictor:
             return True
         if (end - start == 1 and CJK.match(text[start])) or common_chinese_word(text[start:end]):
             return True
-        names = [text[a:b].lower() for a, b in units(text) if start <= a and b <= end]
+        names = [text[a:b].lower() for a, b in post_units if start <= a and b <= end]
         return bool(names) and all(w in self.plain_words for w in names)
 
     def _link(self, text: str, span: dict, category: int, sims: torch.Tensor) -> dict:

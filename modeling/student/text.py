@@ -65,7 +65,7 @@ COMMON_CHINESE_WORD = 150
 
 def common_chinese_word(word: str) -> bool:
     """An everyday Chinese word (jieba's dictionary frequency >= COMMON_CHINESE_WORD), not a brand name."""
-    return len(word) > 1 and all(CJK.match(c) for c in word) and _jieba_freq().get(word, 0) >= COMMON_CHINESE_WORD
+    return bool(HAN_RUN.fullmatch(word)) and _jieba_freq().get(word, 0) >= COMMON_CHINESE_WORD
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,10 +75,10 @@ def _jieba_freq() -> dict[str, int]:
     return tokenizer.FREQ
 
 
-def units(text: str) -> list[tuple[int, int]]:
-    """The words spans start and end on: `words`, except that a Chinese word of several characters
-    (`chinese_words`) is one, not one per character."""
-    found = words(text)
+def units(text: str, found: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+    """The words spans start and end on: `words` (or `found`, the words an encoding already holds), except
+    that a Chinese word of several characters (`chinese_words`) is one, not one per character."""
+    found = words(text) if found is None else found
     if not CJK.search(text):
         return found
     word_end = dict(chinese_words(text))

@@ -284,7 +284,7 @@ def _init_brand_embeddings(model, featurizer: Featurizer, brands: list[str], dev
                         sub.weight.copy_(table)
 
 
-CHECKPOINT_SCHEMA = 3  # 3: RunState.top (model selection keeps near-ties)
+CHECKPOINT_SCHEMA = 3  # 3: model selection reads the tuned score and keeps near-ties
 CHECKPOINT = "checkpoint.pt"
 _CHECKPOINT_KEYS = frozenset({"schema", "data_sha256", "config", "total_steps", "stage", "params", "optimizer",
                               "run"})
@@ -311,14 +311,17 @@ class RunState:
     history: list[dict] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
     bad_evals: int = 0
-    top: float = -1.0  # the best val score so far (`best` is the evaluation kept)
+
+    @property
+    def top(self) -> float:
+        """The best val score so far (`best` is the evaluation kept)."""
+        return max((e.get("score", e["span_f1"]) for e in self.evals), default=-1.0)
 
     def record_eval(self, step: int, epoch_pos: float, metrics: dict, model, names: list[str]) -> None:
         """Early stopping's bookkeeping, on metrics["score"] (else the span F1): an evaluation within
         SELECT_TOLERANCE of the best so far keeps its weights; one further below it counts toward patience."""
         self.evals.append({"step": step, "epoch": round(epoch_pos, 3), **metrics})
         score = metrics.get("score", metrics["span_f1"])
-        self.top = max(self.top, score)
         if score >= self.top - SELECT_TOLERANCE:
             self.best = {"span_f1": metrics["span_f1"], "score": score, "step": step}
             self.best_params = _snapshot(model, names)
