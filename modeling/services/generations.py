@@ -326,9 +326,13 @@ def _generation_train_leased(generation: ModelGeneration) -> str:
 
 
 def _finish(generation: ModelGeneration, status: str) -> None:
+    """The run's last write lets go of the lease with it: a generation is never seen finished but leased, and
+    the export it enqueues is not turned away as "another worker holds the lease" (the heartbeat, which
+    renews only its owner's lease, then has nothing to renew)."""
     generation.status = status
     generation.finished_at = timezone.now()
-    generation.save(update_fields=["status", "finished_at"])
+    generation.lease_owner, generation.lease_until = "", None
+    generation.save(update_fields=["status", "finished_at", "lease_owner", "lease_until"])
 
 
 def _write_manifest(generation: ModelGeneration, out_dir: Path, metrics: dict) -> None:

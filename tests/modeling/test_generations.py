@@ -236,3 +236,21 @@ def test_a_loss_curve_of_one_point_is_said_not_drawn():
     assert "<svg" not in one and "training loss: 3.03 at step 5" in one
     two = line_chart({"training loss": [(5.0, 3.03), (10.0, 2.5)]}, x_label="step")
     assert two.count("<circle") == 2 and "step 5 – 10" in two
+
+
+@pytest.mark.django_db
+def test_a_finished_training_has_let_go_of_its_lease_when_it_enqueues_the_export(kb, tiny_backbone, settings,
+                                                                                 tmp_path, monkeypatch):
+    """The export the training enqueues must not find the training's own lease still held (it would be
+    turned away as "another worker holds the generation's lease"), nor may a page see it ready but leased."""
+    from modeling.services import export as export_svc
+
+    settings.MODELS_DIR = tmp_path / "models"
+    settings.TORCH_THREADS = 1
+    seen = []
+    monkeypatch.setattr(export_svc, "generation_export_after_training", lambda *, generation: seen.append(
+        ModelGeneration.objects.values("status", "lease_owner", "lease_until").get(pk=generation.pk)))
+    generation = svc.generation_create(dataset_version=_dataset(), base_model=tiny_backbone, epochs=2, config=TINY,
+                                       enqueue=False)
+    assert svc.generation_train(generation_id=generation.pk) == ModelGeneration.Status.READY
+    assert seen == [{"status": ModelGeneration.Status.READY, "lease_owner": "", "lease_until": None}]
