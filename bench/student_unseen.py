@@ -79,7 +79,7 @@ def run_fold(args, cfg, gold, silver, social, kb_rows, k: int) -> dict:
     from modeling.predictors import GazetteerPredictor
     from modeling.student.kbsnap import index_from_rows
     from modeling.student.predict import StudentPredictor
-    from modeling.student.train import train_student, tune_decoding
+    from modeling.student.train import train_student, tune_decoding, with_silver_val
 
     everything = gold + silver + social
     social_test = {id(e) for e in social if is_social_test(e)}
@@ -99,20 +99,24 @@ def run_fold(args, cfg, gold, silver, social, kb_rows, k: int) -> dict:
         pool = [e for e in everything if id(e) not in social_test]
         rows = kb_rows
     index = index_from_rows(rows)
+    # Val: a tenth of the gold (train_student adds a share of each platform's silver to it).
     gold_pool = [e for e in pool if e.kind == "gold"]
     val = [e for e in gold_pool if hash_fold("val:" + e.id, 10) == 0]
     train = [e for e in pool if not (e.kind == "gold" and hash_fold("val:" + e.id, 10) == 0)]
     t = time.monotonic()
+    val_posts = {"gold": len(val)}
     if args.reuse:  # score an artifact this fold trained before, its decoding tuned again by today's code
         out = args.reuse
         student = StudentPredictor.load(out)
-        decoding = tune_decoding(student.model, student.featurizer, student.index, student.brands, student.cfg, val,
-                                 "cpu")
+        _, tune_val, _ = with_silver_val(train, val, student.cfg)
+        decoding = tune_decoding(student.model, student.featurizer, student.index, student.brands, student.cfg,
+                                 tune_val, "cpu", plain_words=student.plain_words)
         student.cfg.word_rule, student.cfg.span_threshold = decoding["word_rule"], decoding["span_threshold"]
         print(f"fold {k}: decoding {decoding['word_rule']} {decoding['span_threshold']}", file=sys.stderr)
     else:
         out = tempfile.mkdtemp(prefix=f"student-unseen-{k}-")
-        train_student(cfg, train, val, index, out, log=lambda m: print(f"fold {k}: {m}", file=sys.stderr, flush=True))
+        val_posts = train_student(cfg, train, val, index, out, log=lambda m: print(f"fold {k}: {m}", file=sys.stderr,
+                                                                                  flush=True))["val_posts"]
         student = StudentPredictor.load(out)
     seconds = time.monotonic() - t
     known = student.known_keys()
@@ -120,10 +124,10 @@ def run_fold(args, cfg, gold, silver, social, kb_rows, k: int) -> dict:
     rows_ = [{"text": e.text, "brands": e.spans, "is_beauty": e.is_beauty} for e in test]
     texts = [e.text for e in test]
     platforms = [e.platform for e in test]
-    result = {"fold": k, "holdout": args.holdout, "train_posts": len(train), "val": len(val),
+    result = {"fold": k, "holdout": args.holdout, "train_posts": len(train), "val": val_posts,
               "test_posts": len(test), "held_out_brands": len(held), "held_out_sample": sorted(held)[:30],
               "held_out_names_still_known": leaked[:20], "train_seconds": round(seconds, 1),
-              "student": score(rows_, student.predict(texts), known, platforms),
+              "student": score(rows_, student.predict(texts, platforms=platforms), known, platforms),
               "gazetteer": score(rows_, GazetteerPredictor(index).predict(texts), known, platforms)}
     if args.reuse:
         return result

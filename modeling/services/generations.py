@@ -370,7 +370,7 @@ def generation_evaluate(*, generation: ModelGeneration, test=None) -> dict:
     known = student.known_keys()  # every row is scored on the mentions *this* generation was not told about
 
     def score(predictor, with_counts=False) -> dict:
-        preds = predictor.predict(texts)
+        preds = predictor.predict(texts, platforms=platforms)
         figures = evaluate(gold, preds)
         figures["per_platform"] = {k: _rounded(v) for k, v in span_prf_by_group(gold, preds, platforms).items()}
         figures.update(unseen_brand_scores(gold, preds, known, normalize))

@@ -91,6 +91,11 @@ class StudentConfig:
     align_threshold: float = 0.5  # min cosine for an unlinked span to take the nearest KB brand
     seed: int = 13
     eval_every_epochs: float = 0.5
+    # Val is the gold val split plus, per platform, this share of the silver (teacher-labelled) posts, at most
+    # `silver_val_cap` of each platform (`train.with_silver_val`): the gold is mostly Reddit, and decoding
+    # tuned and checkpoints chosen on Reddit alone keep the strictest threshold for every platform.
+    silver_val_share: float = 0.1
+    silver_val_cap: int = 40
     patience: int = 4  # evaluations without val span-F1 gain before stopping early
     checkpoint_every_steps: int = 50
     device: str = "cpu"
@@ -124,6 +129,9 @@ class StudentConfig:
     span_threshold: float = 0.6
     word_rule: str = "first"  # pipeline.decode_spans; with span_threshold, chosen on val after training
     tune_decoding: bool = True
+    # Platforms whose val held enough posts for a decoding of their own (`train.tune_decoding`):
+    # {platform: {"word_rule": ..., "span_threshold": ...}}; other posts decode with the two settings above.
+    platform_decoding: dict = field(default_factory=dict)
 
     def resolved_backbone(self) -> str:
         return self.backbone or default_backbone()

@@ -15,7 +15,7 @@ class FakeGeneration:
     def __init__(self, number: int):
         self.name = f"gen-{number}"
 
-    def predict(self, texts):
+    def predict(self, texts, platforms=None):
         return [{"is_beauty": True, "beauty_score": 0.93, "brand_count": 1,
                  "brands": [{"start": 0, "end": len(t.split()[0]), "text": t.split()[0], "brand": "Made Up",
                              "brand_id": None, "category": "skincare", "confidence": 0.8}]} for t in texts]
