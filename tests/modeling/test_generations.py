@@ -130,6 +130,9 @@ def test_train_evaluate_promote_and_prelabel(kb, tiny_backbone, settings, tmp_pa
     detail = client.get(reverse("generation_detail", args=[g1.number]))
     assert detail.status_code == 200 and b"gazetteer" in detail.content and b"hx-get" not in detail.content
     assert b"Brand names learnt from the training labels" in detail.content and b"CeraVe" in detail.content
+    decoding = metrics["training"]["decoding"]  # chosen on val, shown with the threshold it chose
+    assert b"Decoding chosen on val" in detail.content
+    assert f"at least {decoding['span_threshold']} sure".encode() in detail.content
     partial = client.get(reverse("generation_detail", args=[g1.number]), HTTP_HX_REQUEST="true")
     assert partial.status_code == 286  # htmx: stop polling
     assert client_as(Role.ANNOTATOR).get(reverse("generation_list")).status_code == 403
