@@ -35,7 +35,7 @@ def predictor_for(model: str) -> Predictor:
         raise ModelUnknown(str(exc)) from exc
 
 
-def extract_texts(*, texts: list[str], model: str = PROMOTED, platform: str = "") -> tuple[str, list[dict]]:
+def extract_texts(*, texts: list[str], model: str = PROMOTED) -> tuple[str, list[dict]]:
     """The predictor's name and one interchange row ({"is_beauty", "brands"}) per text."""
     predictor = predictor_for(model)
-    return predictor.name, predictor.predict(texts, platforms=[platform] * len(texts))
+    return predictor.name, predictor.predict(texts)

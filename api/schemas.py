@@ -63,9 +63,6 @@ class ExtractIn(Schema):
     texts: list[Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]] = Field(min_length=1, max_length=MAX_TEXTS)
     model: str = Field("promoted", pattern=r"^(promoted|gazetteer|gen-\d{1,6})$",
                        description="'promoted' (the promoted generation), 'gen-N', or 'gazetteer'.")
-    platform: Annotated[str, StringConstraints(max_length=32)] = Field(
-        "", description="where the texts were posted (tiktok, reddit, ...): a generation decodes a platform it "
-                        "was tuned on with that platform's settings")
 
 
 class ExtractResult(Schema):

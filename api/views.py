@@ -85,7 +85,7 @@ def post_get(request: HttpRequest, post_id: int):
           tags=["extract"], summary="Brands in up to 64 texts")
 def extract(request: HttpRequest, body: schemas.ExtractIn):
     try:
-        model, rows = extract_texts(texts=body.texts, model=body.model, platform=body.platform)
+        model, rows = extract_texts(texts=body.texts, model=body.model)
     except ModelUnavailable as exc:
         raise HttpError(503, str(exc)) from exc
     except ModelUnknown as exc:

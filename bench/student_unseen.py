@@ -127,7 +127,7 @@ def run_fold(args, cfg, gold, silver, social, kb_rows, k: int) -> dict:
     result = {"fold": k, "holdout": args.holdout, "train_posts": len(train), "val": val_posts,
               "test_posts": len(test), "held_out_brands": len(held), "held_out_sample": sorted(held)[:30],
               "held_out_names_still_known": leaked[:20], "train_seconds": round(seconds, 1),
-              "student": score(rows_, student.predict(texts, platforms=platforms), known, platforms),
+              "student": score(rows_, student.predict(texts), known, platforms),
               "gazetteer": score(rows_, GazetteerPredictor(index).predict(texts), known, platforms)}
     if args.reuse:
         return result

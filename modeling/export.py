@@ -350,9 +350,8 @@ def evaluate_export(reference, exported, rows: list[dict], *, speed_texts: list[
     from modeling.metrics import evaluate
 
     texts = [r["text"] for r in rows]
-    platforms = [r.get("platform") or "" for r in rows]
-    before = _rounded(evaluate(rows, reference.predict(texts, platforms=platforms)))
-    after = _rounded(evaluate(rows, exported.predict(texts, platforms=platforms)))
+    before = _rounded(evaluate(rows, reference.predict(texts)))
+    after = _rounded(evaluate(rows, exported.predict(texts)))
     passed, drop = span_f1_gate(before, after, max_drop)
     deltas = {k: round(after[k] - before[k], 4) for k in before
               if isinstance(before.get(k), float) and isinstance(after.get(k), float)}

@@ -1,7 +1,6 @@
 """Predictors by name for `evaluate` and `predict`: `get_predictor("gazetteer")`, or a generation number.
 
-A Predictor maps texts (and, where known, each text's platform: a student decodes some platforms with
-settings of their own) to interchange rows: {"is_beauty": bool, "brands": [{start, end, text, brand,
+A Predictor maps texts to interchange rows: {"is_beauty": bool, "brands": [{start, end, text, brand,
 category, ...}]}. Generations are served by modeling.services.serving (imported when one is asked for,
 so this module stays free of torch).
 """
@@ -16,7 +15,7 @@ from kb.linking import BEAUTY_WORDS
 class Predictor(Protocol):
     name: str
 
-    def predict(self, texts: list[str], platforms: list[str] | None = None) -> list[dict]: ...
+    def predict(self, texts: list[str]) -> list[dict]: ...
 
 
 class UnknownPredictor(LookupError):
@@ -38,7 +37,7 @@ class GazetteerPredictor:
 
             self.gazetteer = Gazetteer(index)
 
-    def predict(self, texts: list[str], platforms: list[str] | None = None) -> list[dict]:
+    def predict(self, texts: list[str]) -> list[dict]:
         out = []
         for text in texts:
             spans = [m.as_span() for m in self.gazetteer.find(text)]

@@ -43,7 +43,7 @@ def cascade_calibrate(*, generation: ModelGeneration) -> dict:
     student = _student(generation)
     texts = [ex.text for ex in val]
     gold = [{"text": ex.text, "brands": ex.spans, "is_beauty": ex.is_beauty} for ex in val]
-    preds = student.predict(texts, platforms=[ex.platform for ex in val]) if texts else []
+    preds = student.predict(texts) if texts else []
     X = cascade.post_features(student, texts, preds) if texts else []
     errors = [cascade.any_error(p, g) for p, g in zip(preds, gold)]
     calibrator = cascade.Calibrator().fit(X, errors)
@@ -75,10 +75,9 @@ def cascade_calibrator(generation: ModelGeneration) -> cascade.Calibrator:
     return cascade.Calibrator.from_dict(json.loads(path.read_text())["calibrator"])
 
 
-def cascade_p_error(generation: ModelGeneration, texts: list[str],
-                    platforms: list[str] | None = None) -> tuple[list[dict], list[float]]:
+def cascade_p_error(generation: ModelGeneration, texts: list[str]) -> tuple[list[dict], list[float]]:
     student = _student(generation)
-    preds = student.predict(texts, platforms=platforms)
+    preds = student.predict(texts)
     return preds, cascade_calibrator(generation).p_error(cascade.post_features(student, texts, preds))
 
 
@@ -106,7 +105,7 @@ def cascade_prelabel(*, share: float, posts=None, only_unlabelled: bool = False,
     selected = list(qs.order_by("pk").distinct()[:limit] if limit else qs.order_by("pk").distinct())
     # The student's labels are stored here and now: the routing below needs its outputs for every post.
     student_run = prelabel_run_start(source="student", posts=selected, sync=True, user=user)
-    _, p_error = cascade_p_error(generation, [p.text for p in selected], [p.platform for p in selected]) if selected else ([], [])
+    _, p_error = cascade_p_error(generation, [p.text for p in selected]) if selected else ([], [])
     chosen = [selected[i] for i in cascade.route(p_error, share, _budget_posts())]
     teacher_run = None
     if chosen:

@@ -65,7 +65,7 @@ def _test_rows_and_calibration(generation: ModelGeneration) -> tuple[list[dict],
     from modeling.services.generations import dataset_examples
 
     train, _, test = dataset_examples(generation.dataset_version, 1.0)
-    rows = [{"text": ex.text, "brands": ex.spans, "is_beauty": ex.is_beauty, "platform": ex.platform} for ex in test]
+    rows = [{"text": ex.text, "brands": ex.spans, "is_beauty": ex.is_beauty} for ex in test]
     # Gold first: calibration should look like the posts the model will serve, and gold is the cleanest.
     ordered = [ex.text for ex in train if ex.kind == "gold"] + [ex.text for ex in train if ex.kind != "gold"]
     return rows, ordered[: settings.EXPORT_CALIBRATION_SAMPLES]

@@ -304,7 +304,7 @@ def _generation_train_leased(generation: ModelGeneration) -> str:
         generation.refresh_from_db()
         metrics = generation_evaluate(generation=generation, test=test)
         metrics["training"] = {k: summary[k] for k in ("steps", "total_steps", "best_val", "stopped_early",
-                                                       "train_seconds", "lexicon", "decoding")}
+                                                       "train_seconds", "lexicon", "decoding", "val_posts")}
         _write_manifest(generation, out_dir, metrics)
         (out_dir / "checkpoint.pt").unlink(missing_ok=True)
         ModelGeneration.objects.filter(pk=generation_id).update(metrics=metrics)
@@ -370,7 +370,7 @@ def generation_evaluate(*, generation: ModelGeneration, test=None) -> dict:
     known = student.known_keys()  # every row is scored on the mentions *this* generation was not told about
 
     def score(predictor, with_counts=False) -> dict:
-        preds = predictor.predict(texts, platforms=platforms)
+        preds = predictor.predict(texts)
         figures = evaluate(gold, preds)
         figures["per_platform"] = {k: _rounded(v) for k, v in span_prf_by_group(gold, preds, platforms).items()}
         figures.update(unseen_brand_scores(gold, preds, known, normalize))

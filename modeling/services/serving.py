@@ -22,8 +22,8 @@ class GenerationPredictor:
         self.number = number
         self.student = predictor
 
-    def predict(self, texts: list[str], platforms: list[str] | None = None) -> list[dict]:
-        return self.student.predict(texts, platforms=platforms)
+    def predict(self, texts: list[str]) -> list[dict]:
+        return self.student.predict(texts)
 
 
 def load_artifact(path: str | Path, device: str = "cpu") -> StudentPredictor:
@@ -51,7 +51,7 @@ def predict_posts(generation: ModelGeneration, posts) -> list[dict]:
     # An export that passed its span-F1 gate serves in place of the full-precision artifact.
     predictor = serving_predictor(generation) or generation_predictor(generation.number)
     out = []
-    for pred in predictor.predict([p.text for p in posts], platforms=[p.platform for p in posts]):
+    for pred in predictor.predict([p.text for p in posts]):
         spans = pred["brands"]
         confidence = min((s["confidence"] for s in spans), default=None)
         out.append({"spans": spans, "is_beauty": pred["is_beauty"], "brand_count": pred["brand_count"],

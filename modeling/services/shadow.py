@@ -73,7 +73,7 @@ def shadow_label(*, post_ids: list[int], model_version: str) -> int:
 
     candidate = load_artifact(release.candidate.artifact_path, device=settings.TORCH_DEVICE)
     made = 0
-    for post, pred in zip(posts, candidate.predict([p.text for p in posts], platforms=[p.platform for p in posts])):
+    for post, pred in zip(posts, candidate.predict([p.text for p in posts])):
         try:
             with transaction.atomic():
                 ShadowPrediction.objects.create(release=release, post=post, spans=pred["brands"],

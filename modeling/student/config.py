@@ -129,9 +129,6 @@ class StudentConfig:
     span_threshold: float = 0.6
     word_rule: str = "first"  # pipeline.decode_spans; with span_threshold, chosen on val after training
     tune_decoding: bool = True
-    # Platforms whose val held enough posts for a decoding of their own (`train.tune_decoding`):
-    # {platform: {"word_rule": ..., "span_threshold": ...}}; other posts decode with the two settings above.
-    platform_decoding: dict = field(default_factory=dict)
 
     def resolved_backbone(self) -> str:
         return self.backbone or default_backbone()

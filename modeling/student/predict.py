@@ -57,13 +57,11 @@ class StudentPredictor:
         return keys | getattr(self, "train_labels", set())
 
     @torch.no_grad()
-    def predict(self, texts: list[str], batch_size: int = 32, platforms: list[str] | None = None) -> list[dict]:
-        """Each text's prediction; `platforms` (one per text, where known) picks a platform's own decoding."""
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[dict]:
         student = unwrap(self.model)
         results: dict[int, dict] = {}
         for ids, encs, H, post, tag_lp in self._forward(texts, batch_size):
-            spans = self.spans(encs, [tag_lp[p, : len(enc.input_ids)] for p, enc in enumerate(encs)],
-                               platforms=[platforms[i] for i in ids] if platforms else None)
+            spans = self.spans(encs, [tag_lp[p, : len(enc.input_ids)] for p, enc in enumerate(encs)])
             if any(spans):
                 sb = collate(self.featurizer, encs, spans=spans, device=self.device)
                 so = student.span_outputs(H, post["post_vec"], sb["span_index"], sb["span_mask"])
@@ -93,20 +91,16 @@ class StudentPredictor:
         return [found[i][0] for i in range(len(texts))], [found[i][1] for i in range(len(texts))]
 
     def spans(self, encs: list[Encoded], tag_lp: list[torch.Tensor], *, word_rule: str | None = None,
-              span_threshold: float | None = None, platforms: list[str] | None = None) -> list[list[dict]]:
+              span_threshold: float | None = None) -> list[list[dict]]:
         """Each post's decoded spans: the model's, or with KB-aware decoding the gazetteer's matches plus the
-        model's spans of at least `span_threshold` (defaults: the config's, or the post's platform's)."""
-        out = []
-        for p, (enc, lp) in enumerate(zip(encs, tag_lp)):
-            own = self.cfg.platform_decoding.get(platforms[p]) if platforms else None
-            rule = word_rule or (own or {}).get("word_rule") or self.cfg.word_rule
-            if not self.cfg.kb_decoding:
-                out.append(decode_spans(enc, lp, self.index, rule))
-                continue
-            threshold = span_threshold if span_threshold is not None else (own or {}).get(
-                "span_threshold", self.cfg.span_threshold)
-            out.append(self._with_kb(enc, decode_spans(enc, lp, self.index, rule, min(0.5, threshold)), threshold))
-        return out
+        model's spans of at least `span_threshold` (defaults: the config's)."""
+        rule = word_rule or self.cfg.word_rule
+        if not self.cfg.kb_decoding:
+            return [decode_spans(enc, lp, self.index, rule) for enc, lp in zip(encs, tag_lp)]
+        threshold = self.cfg.span_threshold if span_threshold is None else span_threshold
+        cut = min(0.5, threshold)
+        return [self._with_kb(enc, decode_spans(enc, lp, self.index, rule, cut), threshold)
+                for enc, lp in zip(encs, tag_lp)]
 
     def _forward(self, texts: list[str], batch_size: int):
         """Texts through the encoder in eval mode (restored afterwards), shortest first, `batch_size` posts at

@@ -12,13 +12,10 @@ from tests.api.conftest import assert_json_error
 class FakeGeneration:
     """Stands in for a trained student (which needs torch and an artifact): one span on the first word."""
 
-    seen_platforms: list = []
-
     def __init__(self, number: int):
         self.name = f"gen-{number}"
 
-    def predict(self, texts, platforms=None):
-        FakeGeneration.seen_platforms.append(platforms)
+    def predict(self, texts):
         return [{"is_beauty": True, "beauty_score": 0.93, "brand_count": 1,
                  "brands": [{"start": 0, "end": len(t.split()[0]), "text": t.split()[0], "brand": "Made Up",
                              "brand_id": None, "category": "skincare", "confidence": 0.8}]} for t in texts]
@@ -67,10 +64,6 @@ def test_promoted_is_the_default_and_503_when_none_is_promoted(api_as, generatio
         ("Glowlab", 0.8, 0.93), ("Noname", 0.8, 0.93)]
     # A generation by name, promoted or not.
     assert api.post("/api/extract", {"texts": ["x y"], "model": "gen-3"}).json()["model"] == "gen-3"
-    # The texts' platform reaches the generation (it decodes a platform it was tuned on its own way).
-    FakeGeneration.seen_platforms.clear()
-    assert api.post("/api/extract", {"texts": ["a b", "c d"], "platform": "tiktok"}).status_code == 200
-    assert FakeGeneration.seen_platforms == [["tiktok", "tiktok"]]
 
 
 def test_unknown_models_and_limits_are_422(api_as, generations):

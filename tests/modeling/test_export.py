@@ -241,7 +241,7 @@ def test_export_generation_command_records_figures_and_serving_uses_the_export(r
     from modeling.services.serving import predict_posts
 
     export_service._loaded.clear()
-    rows = predict_posts(ready_generation, [SimpleNamespace(text="my SK2 essence > la mer tbh", platform="tiktok")])
+    rows = predict_posts(ready_generation, [SimpleNamespace(text="my SK2 essence > la mer tbh")])
     assert len(rows) == 1 and rows[0]["status"] == "ok"
     assert [Path(k.split(":")[0]).name for k in export_service._loaded] == ["export-awq"]
 

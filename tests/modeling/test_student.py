@@ -429,45 +429,6 @@ def test_silver_val_takes_a_share_of_each_platforms_silver_and_leaves_gold_alone
     assert with_silver_val(train, gold_val, StudentConfig(silver_val_share=0))[2] == []
 
 
-def test_decoding_groups_give_a_platform_with_enough_val_posts_its_own_decoding(monkeypatch):
-    from modeling.student import train
-
-    monkeypatch.setattr(train, "TUNE_GROUP_MIN", 3)
-    groups = train.decoding_groups(["reddit"] * 4 + ["tiktok", "instagram", ""] + ["reddit"])
-    assert groups == {"reddit": [0, 1, 2, 3, 7], None: [4, 5, 6]}
-    assert train.decoding_groups(["tiktok"] * 5) == {None: [0, 1, 2, 3, 4]}  # one platform: one decoding
-    assert train.decoding_groups(["reddit"] * 3 + ["tiktok"] * 3) == {"reddit": [0, 1, 2], "tiktok": [3, 4, 5],
-                                                                       None: [0, 1, 2, 3, 4, 5]}
-
-
-def test_decoding_is_tuned_per_platform_and_a_post_decodes_with_its_platforms_settings(overfit, monkeypatch):
-    from modeling.student import train
-
-    monkeypatch.setattr(train, "TUNE_GROUP_MIN", 4)
-    p = StudentPredictor.load(overfit["dir"])
-    val = [Example(id=e.id, text=e.text, spans=e.spans, is_beauty=e.is_beauty, platform="reddit" if i < 4 else "tiktok")
-           for i, e in enumerate(overfit["examples"])]
-    chosen = train.tune_decoding(p.model, p.featurizer, p.index, p.brands, p.cfg, val, "cpu")
-    assert chosen["by_platform"]["reddit"]["posts"] == 4 and chosen["by_platform"]["tiktok"]["posts"] == len(val) - 4
-    assert {"word_rule", "span_threshold"} <= set(chosen["by_platform"]["reddit"])
-    assert 0 < chosen["score"] <= 1
-    # Serving: each post decodes with its platform's settings, the others with the default.
-    cfg = StudentConfig.from_dict({**p.cfg.to_dict(), "kb_decoding": True, "span_threshold": 0.3,
-                                   "platform_decoding": {"reddit": {"word_rule": "any", "span_threshold": 0.9}}})
-    served = StudentPredictor(p.model, p.featurizer, p.index, p.brands, cfg)
-    seen, kb_decode = {}, served._with_kb
-    monkeypatch.setattr(served, "_with_kb", lambda enc, spans, threshold: seen.setdefault(enc.text, threshold)
-                        and kb_decode(enc, spans, threshold))
-    texts = [e.text for e in overfit["examples"]]
-    platforms = ["reddit" if i % 2 else "tiktok" for i in range(len(texts))]
-    preds = served.predict(texts, platforms=platforms)
-    assert seen == {t: 0.9 if pl == "reddit" else 0.3 for t, pl in zip(texts, platforms)}
-    assert [_spans(r) for r in preds] == [_gold(e) for e in overfit["examples"]]  # the KB's matches stay
-    seen.clear()
-    served.predict(texts)  # platforms unknown: the default
-    assert set(seen.values()) == {0.3}
-
-
 def test_kb_decoding_drops_product_words_after_a_brand_and_hashtags_of_plain_words():
     from modeling.student.text import units
 

@@ -32,7 +32,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         _require_kb(model)
         texts = [r["text"] for r in gold]
-        predictions = predictor.predict(texts, platforms=[r.get("platform") or "" for r in gold])
+        predictions = predictor.predict(texts)
         figures = {"model": model, "data": str(data), **evaluate(gold, predictions)}
         if all("brand_count_head" in p for p in predictions):  # a student's count head, beside len(brands)
             figures["count_head_accuracy"] = brand_count_accuracy(gold, predictions,

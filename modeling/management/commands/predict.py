@@ -34,8 +34,7 @@ class Command(BaseCommand):
         with tmp.open("w", encoding="utf-8") as f:
             for i in range(0, len(rows), BATCH):
                 batch = rows[i:i + BATCH]
-                for row, pred in zip(batch, predictor.predict([r["text"] for r in batch],
-                                                                  platforms=[r.get("platform") or "" for r in batch]), strict=True):
+                for row, pred in zip(batch, predictor.predict([r["text"] for r in batch]), strict=True):
                     f.write(json.dumps(to_interchange(row, pred), ensure_ascii=False) + "\n")
         tmp.replace(out)
         self.stdout.write(f"Wrote {len(rows)} predictions to {out}")
