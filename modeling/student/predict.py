@@ -217,7 +217,7 @@ def ingredient_lists(text: str) -> list[tuple[int, int]]:
 
 # Between a brand and a word of its product line: "Dior Sauvage", "Decleor's Masque", "Tom Ford Tobacco
 # Vanille", "Kilian Love Don't Be Shy" (up to three capitalised words between).
-PRODUCT_RUN = re.compile(r"(?:['’]s)?(?: {1,2}[A-Z0-9][\w'’.-]*){0,3} {1,2}")  # between a brand and its product line: "Dior Sauvage", "Decleor's Masque"
+PRODUCT_RUN = re.compile(r"(?:['’]s)?(?: {1,2}[A-Z0-9][\w'’.-]*){0,3} {1,2}")
 
 
 def load_plain_words(artifact_dir: Path) -> set[str]:

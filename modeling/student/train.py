@@ -9,6 +9,7 @@ import os
 import random
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -120,9 +121,9 @@ def with_silver_val(train: list[Example], val: list[Example],
     """(train, val, the silver that moved): when there is a val split at all, `cfg.silver_val_share` of each
     platform's silver posts (the lowest hashes of their ids, at most `cfg.silver_val_cap`) leave training
     for val. Deterministic: the same examples give the same split, so a resumed run sees the same data.
-    Held-out social posts (bench/student_unseen.py --holdout posts): the tuned threshold moved from 0.8 to
-    0.6 and unseen-brand recall from 0.29 to 0.53 (precision 0.50 → 0.43), span F1 0.889 → 0.857. Gold
-    Reddit val pays for the lower threshold: 0.91 → 0.86."""
+    Held-out social posts (bench/student_unseen.py --holdout posts, with TUNE_TOLERANCE 0.01): the tuned
+    threshold moved from 0.8 to 0.7 and unseen-brand recall from 0.29 to 0.53 (precision 0.50 → 0.45), span
+    F1 0.889 → 0.869. Gold Reddit val pays for the lower threshold: 0.91 → 0.87."""
     if not val or cfg.silver_val_share <= 0:
         return train, val, []
     by_platform: dict[str, list[tuple[str, int]]] = {}
@@ -135,13 +136,6 @@ def with_silver_val(train: list[Example], val: list[Example],
         moved.update(i for _, i in rows[:min(cfg.silver_val_cap, int(len(rows) * cfg.silver_val_share))])
     silver_val = [train[i] for i in sorted(moved)]
     return [ex for i, ex in enumerate(train) if i not in moved], val + silver_val, silver_val
-
-
-def _count_by(examples: list[Example], attr: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for ex in examples:
-        counts[getattr(ex, attr)] = counts.get(getattr(ex, attr), 0) + 1
-    return dict(sorted(counts.items()))
 
 
 def link_training_spans(examples: list[Example], index: BrandIndex) -> None:
@@ -591,7 +585,7 @@ def train_student(
     summary = {"steps": run.step, "total_steps": total_steps, "best_val": run.best, "history": run.history,
                "evals": run.evals, "stopped_early": stopped_early, "train_seconds": round(time.monotonic() - started, 1),
                "resumed_from": resumed_from, "lexicon": lexicon_summary(lexicon, dropped), "decoding": decoding,
-               "val_posts": {"gold": len(val) - len(silver_val), "silver": _count_by(silver_val, "platform")}}
+               "val_posts": {"gold": len(val) - len(silver_val), "silver": dict(sorted(Counter(ex.platform for ex in silver_val).items()))}}
     (out_dir / "training.json").write_text(json.dumps(summary, indent=1))
     return summary
 
