@@ -100,10 +100,10 @@ def generation_export(*, generation_id: int, fmt: str | None = None, force: bool
         generation.save(update_fields=["status", "export_metrics", "lease_owner", "lease_until"])
 
     with GenerationLease(generation_id, owner):
-        return _export_leased(generation, fmt, restore)
+        return _export_leased(generation, fmt, restore, owner)
 
 
-def _export_leased(generation: ModelGeneration, fmt: str, restore: str) -> dict:
+def _export_leased(generation: ModelGeneration, fmt: str, restore: str, owner: str) -> dict:
     import torch
 
     from modeling import export
@@ -129,7 +129,9 @@ def _export_leased(generation: ModelGeneration, fmt: str, restore: str) -> dict:
         row.export_metrics = metrics
         if row.status == Status.EXPORTING:
             row.status = restore
-        row.save(update_fields=["export_path", "export_metrics", "status"])
+        if row.lease_owner == owner:  # let go in the same write: never seen ready again but still leased
+            row.lease_owner, row.lease_until = "", None
+        row.save(update_fields=["export_path", "export_metrics", "status", "lease_owner", "lease_until"])
     if out_dir.exists():  # the figures travel with the export, for whoever audits it without the database
         (out_dir / "evaluation.json").write_text(json.dumps(metrics, indent=1))
     log.info("gen-%s export %s: %s", generation.number, fmt, metrics["state"])

@@ -257,7 +257,22 @@ def test_an_export_failing_the_gate_is_kept_for_audit_and_not_served(ready_gener
 
     settings.TORCH_THREADS = 1
     settings.EXPORT_MAX_SPAN_F1_DROP = -0.5  # a gate no export can pass: span F1 would have to rise 50 points
-    metrics = generation_export(generation_id=ready_generation.pk, fmt="awq")
+    from django.db.models.signals import post_save
+
+    from modeling.models import ModelGeneration
+
+    saved = []  # every row write while exporting: none may say "ready" while the lease is still held
+
+    def record(sender, instance, **kwargs):
+        saved.append((instance.status, instance.lease_owner, instance.lease_until))
+
+    post_save.connect(record, sender=ModelGeneration)
+    try:
+        metrics = generation_export(generation_id=ready_generation.pk, fmt="awq")
+    finally:
+        post_save.disconnect(record, sender=ModelGeneration)
+    assert [s for s, *_ in saved] == ["exporting", "ready"]
+    assert saved[-1][1:] == ("", None)  # the last write let go of the lease with it
     ready_generation.refresh_from_db()
     assert metrics["state"] == "failed" and not metrics["passed"]
     assert "span F1 fell" in metrics["reason"]
