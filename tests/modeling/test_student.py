@@ -450,3 +450,23 @@ def test_kb_decoding_drops_product_words_after_a_brand_and_hashtags_of_plain_wor
     assert dropped("so much stuff #beautyhaul #savingmoney", "savingmoney")
     assert not dropped("new fav #glowkiss", "glowkiss")  # 'kiss' is not a plain word here
     assert not dropped("beautyhaul time", "beautyhaul")  # only hashtags are cut into words
+
+
+def test_a_span_the_model_kept_counts_as_a_brand_for_the_product_words_after_it():
+    """No KB match in the post: the model's own brand ("Ouai") is kept, and the product words after it are
+    not added as more brands; a second brand after "and" still is."""
+    from types import SimpleNamespace
+
+    p = StudentPredictor.__new__(StudentPredictor)
+    p.plain_words = set()
+    text = "got Ouai Detangling Spray and Briogeo today"
+
+    def span(word, confidence=0.9):
+        start = text.index(word)
+        return {"start": start, "end": start + len(word), "text": word, "confidence": confidence}
+
+    enc = SimpleNamespace(text=text, matches=[], words=None)
+    kept = p._with_kb(enc, [span("Ouai"), span("Spray"), span("Briogeo")], threshold=0.5)
+    assert [s["text"] for s in kept] == ["Ouai", "Briogeo"]
+    # Below the threshold "Ouai" is not kept, so nothing marks "Spray" as its product: it stands.
+    assert [s["text"] for s in p._with_kb(enc, [span("Ouai", 0.4), span("Spray")], threshold=0.5)] == ["Spray"]
