@@ -9,6 +9,8 @@
 --holdout posts: a fifth of the social-style posts (by a hash of their id) never trains; the student trained
   on everything else and the dictionary are scored on them per platform against the teacher's answers (the
   only labels those posts have: the teacher is the reference here, so its own figure is not reported).
+  With --reddit-test, a fifth of the gold posts (human labels: Reddit and Twitter) and a fifth of the Reddit
+  silver posts (teacher labels) leave training too, and are scored beside: is Reddit kept?
 
 Both leave `data/demo/posts_social.jsonl`'s held-out fifth out of training. Prints one JSON line per fold;
 the last line is one JSON object with the means. `--config '{"swap_prob": 0}'` trains the previous recipe.
@@ -82,6 +84,7 @@ def run_fold(args, cfg, gold, silver, social, kb_rows, k: int) -> dict:
     from modeling.student.train import train_student, tune_decoding, with_silver_val
 
     everything = gold + silver + social
+    extra_tests: dict[str, list] = {}  # further held-out sets (posts holdout, --reddit-test), scored beside
     social_test = {id(e) for e in social if is_social_test(e)}
     if args.holdout == "brands":
         held = {normalize(s.get("brand") or s["text"]) for e in everything for s in e.spans
@@ -96,7 +99,11 @@ def run_fold(args, cfg, gold, silver, social, kb_rows, k: int) -> dict:
     else:
         held, held_forms = set(), set()
         test = [e for e in social if is_social_test(e)]
-        pool = [e for e in everything if id(e) not in social_test]
+        if args.reddit_test:  # a fifth of the gold (human labels) and of the Reddit silver never train either
+            extra_tests = {"gold_test": [e for e in gold if hash_fold("gold-test:" + e.id, 5) == 0],
+                           "reddit_silver_test": [e for e in silver if hash_fold("silver-test:" + e.id, 5) == 0]}
+        kept_out = social_test | {id(e) for posts in extra_tests.values() for e in posts}
+        pool = [e for e in everything if id(e) not in kept_out]
         rows = kb_rows
     index = index_from_rows(rows)
     # Val: a tenth of the gold (train_student adds a share of each platform's silver to it).
@@ -129,6 +136,11 @@ def run_fold(args, cfg, gold, silver, social, kb_rows, k: int) -> dict:
               "held_out_names_still_known": leaked[:20], "train_seconds": round(seconds, 1),
               "student": score(rows_, student.predict(texts), known, platforms),
               "gazetteer": score(rows_, GazetteerPredictor(index).predict(texts), known, platforms)}
+    for name, posts in extra_tests.items():
+        rows_ = [{"text": e.text, "brands": e.spans, "is_beauty": e.is_beauty} for e in posts]
+        texts, platforms = [e.text for e in posts], [e.platform for e in posts]
+        result[name] = {"posts": len(posts), "student": score(rows_, student.predict(texts), known, platforms),
+                        "gazetteer": score(rows_, GazetteerPredictor(index).predict(texts), known, platforms)}
     if args.reuse:
         return result
     if args.keep:
@@ -148,6 +160,8 @@ def main() -> None:
     parser.add_argument("--config", default="{}", help="StudentConfig overrides as JSON")
     parser.add_argument("--keep", default="", help="move the (last) fold's artifact here instead of deleting it")
     parser.add_argument("--reuse", default="", help="score this fold's artifact (from --keep) instead of training")
+    parser.add_argument("--reddit-test", action="store_true",
+                        help="--holdout posts: also keep a fifth of the gold and of the Reddit silver out, and score them")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N posts of each file (smoke runs)")
     args = parser.parse_args()
 
