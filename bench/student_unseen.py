@@ -128,19 +128,19 @@ def run_fold(args, cfg, gold, silver, social, kb_rows, k: int) -> dict:
     seconds = time.monotonic() - t
     known = student.known_keys()
     leaked = sorted(held_forms & known)  # a held-out name the fold still knows: the split would be unfair
-    rows_ = [{"text": e.text, "brands": e.spans, "is_beauty": e.is_beauty} for e in test]
-    texts = [e.text for e in test]
-    platforms = [e.platform for e in test]
-    result = {"fold": k, "holdout": args.holdout, "train_posts": len(train), "val": val_posts,
-              "test_posts": len(test), "held_out_brands": len(held), "held_out_sample": sorted(held)[:30],
-              "held_out_names_still_known": leaked[:20], "train_seconds": round(seconds, 1),
-              "student": score(rows_, student.predict(texts), known, platforms),
-              "gazetteer": score(rows_, GazetteerPredictor(index).predict(texts), known, platforms)}
-    for name, posts in extra_tests.items():
+    gazetteer = GazetteerPredictor(index)
+
+    def scored(posts) -> dict:
         rows_ = [{"text": e.text, "brands": e.spans, "is_beauty": e.is_beauty} for e in posts]
         texts, platforms = [e.text for e in posts], [e.platform for e in posts]
-        result[name] = {"posts": len(posts), "student": score(rows_, student.predict(texts), known, platforms),
-                        "gazetteer": score(rows_, GazetteerPredictor(index).predict(texts), known, platforms)}
+        return {"student": score(rows_, student.predict(texts), known, platforms),
+                "gazetteer": score(rows_, gazetteer.predict(texts), known, platforms)}
+
+    result = {"fold": k, "holdout": args.holdout, "train_posts": len(train), "val": val_posts,
+              "test_posts": len(test), "held_out_brands": len(held), "held_out_sample": sorted(held)[:30],
+              "held_out_names_still_known": leaked[:20], "train_seconds": round(seconds, 1), **scored(test)}
+    for name, posts in extra_tests.items():
+        result[name] = {"posts": len(posts), **scored(posts)}
     if args.reuse:
         return result
     if args.keep:
